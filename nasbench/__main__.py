@@ -1,0 +1,3 @@
+from nasbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Command line: ``python -m nasbench run|list``; flags become a RunConfig and the runner does the rest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nasbench.config import config_from_dict, parse_set_flags, resolve_config
+from nasbench.errors import UserError
+from nasbench.registry import SEARCHERS, SPACES
+from nasbench.results import RunRecord
+from nasbench.runner import RECORD, find_resumable, new_run_dir, resolve_device, run
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasbench", description="Benchmark suite for neural architecture search.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="search an architecture and write a run record")
+    p.add_argument("--searcher", required=True, help="searcher name (see `nasbench list`)")
+    p.add_argument("--space", required=True, help="search space name (see `nasbench list`)")
+    p.add_argument("--preset", help="paper | small | tiny (default: paper on a GPU, small on a CPU)")
+    p.add_argument("--epochs", type=int, help="number of search epochs (overrides the preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="data folder (default: the built-in slice shipped with nasbench)")
+    p.add_argument("--download", action="store_true", help="download the full data set into --data first")
+    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
+    p.add_argument("--out", default="runs", help="folder for run records and checkpoints (default: runs)")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. --set batch_size=32 space.channels=8",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="RUN_DIR",
+        help="continue an interrupted run: the newest unfinished one matching the flags, or RUN_DIR",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("list", help="list the registered searchers and search spaces")
+    return parser
+
+
+def cmd_list() -> int:
+    print("searchers:")
+    for name in SEARCHERS.names():
+        print(f"  {name:10s} {SEARCHERS.get(name).summary}")
+    print("spaces:")
+    for name in SPACES.names():
+        print(f"  {name:10s} {SPACES.get(name).summary}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    searcher_cls = SEARCHERS.get(args.searcher)
+    space = SPACES.get(args.space)()
+    device = resolve_device(args.device)
+    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    if args.resume is not None:
+        run_dir = (
+            Path(args.resume)
+            if args.resume
+            else find_resumable(Path(args.out), args.searcher, args.space, preset, args.seed)
+        )
+        stored = RunRecord.load(run_dir / RECORD).config
+        cfg = config_from_dict(stored, searcher_cls, space)
+        print(f"resuming {run_dir} with its stored configuration")
+    else:
+        train_flags = {"epochs": args.epochs} if args.epochs is not None else {}
+        cfg = resolve_config(
+            searcher_cls,
+            space,
+            searcher=args.searcher,
+            preset=preset,
+            seed=args.seed,
+            device=args.device,
+            data=args.data,
+            train_flags=train_flags,
+            set_pairs=parse_set_flags(args.set),
+        )
+        run_dir = new_run_dir(Path(args.out), cfg)
+    print(f"nasbench run: {cfg.searcher} on {cfg.space}, preset {cfg.preset}, seed {cfg.seed}, device {device}")
+    try:
+        record = run(cfg, run_dir, resume=args.resume is not None, download=args.download, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; the record says so and the last epoch's checkpoint is kept in {run_dir}.\n"
+            f"continue with: python -m nasbench run --searcher {cfg.searcher} --space {cfg.space} "
+            f"--resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    record_path = run_dir / RECORD
+    if record.status != "completed":
+        print(f"run {record.status}: {record.error}\nrecord: {record_path}", file=sys.stderr)
+        return 1
+    metric = {k: v for k, v in record.metrics.items() if k in ("val_acc", "val_ppl")}
+    print(f"\nderived genotype:\n  {record.genotype}")
+    print(
+        f"search cost: {record.metrics['search_device_hours']:.4f} device-hours on {record.provenance['device_name']}, "
+        f"peak memory {record.metrics['peak_mem_mib']:.0f} MiB; " + ", ".join(f"{k} {v:.2f}" for k, v in metric.items())
+    )
+    print(f"record: {record_path}")
+    if cfg.preset != "paper":
+        print(
+            "the paper's full protocol (GPU, full data set): python -m nasbench run "
+            f"--searcher {cfg.searcher} --space {cfg.space} --preset paper --device cuda --data PATH --download"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list()
+        return cmd_run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

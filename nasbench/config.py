@@ -1,0 +1,220 @@
+"""Run configuration: frozen dataclasses, presets, and typed ``--set key=value`` overrides.
+
+A run's configuration has three sections, each a frozen dataclass whose defaults are the paper's:
+
+- ``train``: the search protocol every searcher shares (budget, batch, optimisers, data split);
+- ``space``: the search space's dimensions (the space's own ``config_cls``);
+- ``searcher``: the searcher's own settings (its ``config_cls``).
+
+A preset is a set of overrides per section. The space gives each preset's ``train`` and ``space``
+values (the optimiser settings of the DARTS CNN and RNN searches differ), and a searcher may add its
+own for a space (PC-DARTS searches CIFAR-10 at batch 256). ``--set`` comes last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasbench.errors import UserError
+
+SECTIONS = ("train", "space", "searcher")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The search protocol; defaults are the DARTS CNN search (Liu et al. 2019, sec. 3.1.1 and A.1.1)."""
+
+    epochs: int = 50  # A.1.1: 50 epochs
+    batch_size: int = 64  # A.1.1: batch size 64
+    train_portion: float = 0.5  # sec. 3.1.1: half of the training set trains w, the other half alpha
+    w_lr: float = 0.025  # A.1.1: SGD, initial lr 0.025, cosine-annealed to 0.001
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9  # A.1.1: momentum 0.9
+    w_weight_decay: float = 3e-4  # A.1.1: weight decay 3e-4
+    grad_clip: float = 5.0  # reference code: clip the weight gradient norm at 5
+    arch_lr: float = 3e-4  # A.1.1: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    steps_per_epoch: int = 0  # 0: one pass over the weight split per epoch; N > 0: at most N steps
+    eval_batches: int = 0  # 0: score the whole architecture split each epoch; N > 0: its first N batches
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    searcher: str
+    space: str
+    preset: str
+    seed: int
+    device: str
+    data: str | None  # None: the built-in slice
+    train: TrainConfig
+    space_cfg: Any
+    searcher_cfg: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        return {"train": self.train, "space": self.space_cfg, "searcher": self.searcher_cfg}[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "searcher": self.searcher,
+            "space": self.space,
+            "preset": self.preset,
+            "seed": self.seed,
+            "device": self.device,
+            "data": self.data,
+            "train": dataclasses.asdict(self.train),
+            "space_config": dataclasses.asdict(self.space_cfg),
+            "searcher_config": dataclasses.asdict(self.searcher_cfg),
+        }
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def parse_value(text: str, kind: Any, key: str) -> Any:
+    """Convert ``text`` to ``kind`` (int, float, bool, str, tuple[float, ...], or X | None)."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        if text.lower() in ("none", "null", ""):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return parse_value(text, inner, key)
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is str:
+            return text
+        if typing.get_origin(kind) is tuple:
+            (inner, _) = typing.get_args(kind)
+            return tuple(parse_value(part, inner, key) for part in text.split(","))
+    except ValueError:
+        name = getattr(kind, "__name__", str(kind))
+        raise UserError(f"--set {key}={text}: {text!r} is not a valid {name}") from None
+    raise UserError(f"--set {key}: values of type {kind} cannot be set from the command line")
+
+
+def apply_overrides(sections: dict[str, Any], pairs: dict[str, str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (``key`` or ``section.key``) to the section dataclasses."""
+    changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for key, text in pairs.items():
+        section, _, name = key.rpartition(".")
+        owners = [section] if section else [s for s, cfg in sections.items() if name in _field_types(type(cfg))]
+        if section and section not in sections:
+            raise UserError(f"--set {key}: unknown section {section!r}; sections are {', '.join(sections)}")
+        if not owners or name not in _field_types(type(sections[owners[0]])):
+            allowed = sorted(
+                f"{s}.{f}" if len([o for o in sections if f in _field_types(type(sections[o]))]) > 1 else f
+                for s, cfg in sections.items()
+                for f in _field_types(type(cfg))
+            )
+            raise UserError(f"--set {key}: unknown key {name!r}; allowed keys: {', '.join(allowed)}")
+        if len(owners) > 1:
+            raise UserError(
+                f"--set {key}: {name!r} exists in several sections; write one of "
+                + ", ".join(f"{o}.{name}" for o in owners)
+            )
+        owner = owners[0]
+        changes[owner][name] = parse_value(text, _field_types(type(sections[owner]))[name], key)
+    resolved = {s: dataclasses.replace(cfg, **changes[s]) for s, cfg in sections.items()}
+    for cfg in resolved.values():
+        check = getattr(cfg, "check", None)
+        if check is not None:
+            check()
+    _check_train(resolved["train"])
+    return resolved
+
+
+def _check_train(train: TrainConfig) -> None:
+    problems = []
+    if train.epochs < 1:
+        problems.append(f"epochs={train.epochs} must be at least 1")
+    if train.batch_size < 1:
+        problems.append(f"batch_size={train.batch_size} must be at least 1")
+    if not 0.0 < train.train_portion < 1.0:
+        problems.append(f"train_portion={train.train_portion} must lie strictly between 0 and 1")
+    if train.w_lr <= 0 or train.arch_lr < 0:
+        problems.append("w_lr must be positive and arch_lr non-negative")
+    if problems:
+        raise UserError("bad configuration: " + "; ".join(problems))
+
+
+def parse_set_flags(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set epochs=3 or --set space.channels=8")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def resolve_config(
+    searcher_cls: Any,
+    space: Any,
+    *,
+    searcher: str,
+    preset: str,
+    seed: int,
+    device: str,
+    data: str | None,
+    train_flags: dict[str, Any],
+    set_pairs: dict[str, str],
+) -> RunConfig:
+    """Paper defaults <- the space's preset <- the searcher's preset for that space <- flags <- ``--set``."""
+    if preset not in space.presets:
+        raise UserError(f"unknown preset {preset!r} for space {space.name!r}; presets: {', '.join(space.presets)}")
+    base = space.presets[preset]
+    extra = searcher_cls.preset_overrides(space.name, preset)
+    sections = {
+        "train": TrainConfig(**{**base.get("train", {}), **extra.get("train", {}), **train_flags}),
+        "space": space.config_cls(**{**base.get("space", {}), **extra.get("space", {})}),
+        "searcher": searcher_cls.config_cls(**extra.get("searcher", {})),
+    }
+    resolved = apply_overrides(sections, set_pairs)
+    return RunConfig(
+        searcher=searcher,
+        space=space.name,
+        preset=preset,
+        seed=seed,
+        device=device,
+        data=data,
+        train=resolved["train"],
+        space_cfg=resolved["space"],
+        searcher_cfg=resolved["searcher"],
+    )
+
+
+def config_from_dict(raw: dict[str, Any], searcher_cls: Any, space: Any) -> RunConfig:
+    """Rebuild the RunConfig a record stored (for ``--resume``)."""
+
+    def build(cls: type, values: dict[str, Any]) -> Any:
+        hints = _field_types(cls)
+        return cls(**{k: tuple(v) if isinstance(v, list) and k in hints else v for k, v in values.items()})
+
+    return RunConfig(
+        searcher=raw["searcher"],
+        space=raw["space"],
+        preset=raw["preset"],
+        seed=raw["seed"],
+        device=raw["device"],
+        data=raw["data"],
+        train=build(TrainConfig, raw["train"]),
+        space_cfg=build(space.config_cls, raw["space_config"]),
+        searcher_cfg=build(searcher_cls.config_cls, raw["searcher_config"]),
+    )

@@ -1,0 +1,147 @@
+"""CIFAR-10 in the standard python-batch layout, held as one uint8 tensor and augmented on the device."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasbench.data.streams import epoch_generator
+from nasbench.errors import UserError
+
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+FOLDER = "cifar-10-batches-py"
+# Per-channel statistics of the CIFAR-10 training set, as in the DARTS reference code.
+MEAN = (0.49139968, 0.48215827, 0.44653124)
+STD = (0.24703233, 0.24348505, 0.26158768)
+
+
+def _batch_folder(root: Path) -> Path:
+    """Accept the batch folder itself or a folder that contains ``cifar-10-batches-py``."""
+    for candidate in (root, root / FOLDER):
+        if (candidate / TRAIN_FILES[0]).exists():
+            return candidate
+    raise UserError(
+        f"no CIFAR-10 python batches under {root}: expected {FOLDER}/data_batch_1..5 and test_batch "
+        "(the 'CIFAR-10 python version'); pass --download to fetch them, or leave out --data to use the "
+        "built-in slice"
+    )
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.exists():
+        raise UserError(f"CIFAR-10 batch {path} is missing; the folder needs data_batch_1..5 and test_batch")
+    try:
+        with path.open("rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"CIFAR-10 batch {path} is damaged ({type(exc).__name__}: {exc})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise UserError(f"CIFAR-10 batch {path}: data has shape {data.shape}, expected (N, 3072)")
+    if labels.shape != (data.shape[0],):
+        raise UserError(f"CIFAR-10 batch {path}: {len(labels)} labels for {data.shape[0]} images")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise UserError(f"CIFAR-10 batch {path}: labels outside 0..9 ({labels.min()}..{labels.max()})")
+    return data, labels
+
+
+def load_cifar10(root: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 [N, 3, 32, 32] and labels as int64 [N] of the ``train`` or ``test`` split.
+
+    Shapes and label ranges are checked instead of the official MD5 sums, so a slice of the data set
+    (such as the built-in one) loads too.
+    """
+    folder = _batch_folder(Path(root))
+    names = TRAIN_FILES if split == "train" else (TEST_FILE,)
+    parts = [_read_batch(folder / name) for name in names]
+    data = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return torch.from_numpy(data).view(-1, 3, 32, 32), torch.from_numpy(labels)
+
+
+def download_cifar10(root: Path) -> Path:
+    """Fetch the full data set with torchvision into ``root``; a clear message where there is no network."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as exc:  # torchvision raises URLError, OSError, RuntimeError depending on the failure
+        raise UserError(f"could not download CIFAR-10 into {root}: {exc}") from None
+    return Path(root)
+
+
+def augment(images: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """DARTS' training augmentation on a uint8 batch [B, 3, 32, 32]: random 32x32 crop of the image
+    zero-padded by 4 pixels, random horizontal flip. Returns uint8 of the same shape."""
+    b, _, h, w = images.shape
+    padded = F.pad(images, (4, 4, 4, 4))
+    dev = images.device
+    dy = torch.randint(0, 9, (b,), generator=gen, device=dev)
+    dx = torch.randint(0, 9, (b,), generator=gen, device=dev)
+    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # [B, 1, H, 1]
+    cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # [B, 1, 1, W]
+    batch_idx = torch.arange(b, device=dev)[:, None, None, None]
+    chan_idx = torch.arange(3, device=dev)[None, :, None, None]
+    cropped = padded[batch_idx, chan_idx, rows, cols]
+    flip = torch.rand(b, generator=gen, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)
+
+
+def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float, scaled to [0, 1] and standardised per channel."""
+    mean = torch.tensor(MEAN, device=images.device, dtype=dtype).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images.device, dtype=dtype).view(1, 3, 1, 1)
+    return (images.to(dtype) / 255.0 - mean) / std
+
+
+class ImageStream:
+    """Mini-batches of a uint8 image tensor that lives on the run's device."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        stream: int,
+        train: bool,
+    ) -> None:
+        if len(images) < batch_size and train:
+            raise UserError(
+                f"a search split of {len(images)} images is smaller than one batch of {batch_size}; "
+                "lower batch_size with --set batch_size=N"
+            )
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed, self.stream, self.train = batch_size, seed, stream, train
+
+    @property
+    def samples_per_batch(self) -> int:
+        return self.batch_size
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.train else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Training streams are shuffled, augmented and drop the last partial batch; scoring streams
+        keep the stored order, unaugmented."""
+        dev = self.images.device
+        if not self.train:
+            order = torch.arange(len(self.images), device=dev)
+            gen = None
+        else:
+            gen = epoch_generator(self.seed, epoch, self.stream, dev)
+            order = torch.randperm(len(self.images), generator=gen, device=dev)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            images = self.images[idx]
+            if self.train:
+                images = augment(images, gen)
+            yield normalize(images), self.labels[idx]

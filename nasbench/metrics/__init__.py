@@ -1,0 +1,1 @@
+"""Measurements as pure functions and small meters: cost, collapse indicators, statistics."""

@@ -1,0 +1,247 @@
+"""run(config) -> RunRecord: epochs, schedules, checkpoints, resume, progress, and the run record."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from nasbench.config import RunConfig
+from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
+from nasbench.metrics.cost import PhaseMeter, current_rss_kib
+from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
+from nasbench.registry import SEARCHERS, SPACES
+from nasbench.results import RunRecord
+from nasbench.searchers.base import Searcher
+from nasbench.spaces.base import SearchSpace
+
+RECORD = "record.json"
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.txt"
+SYNC_EVERY = 10  # steps between host syncs (progress bar, NaN check)
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"--device {name!r}: use cpu, cuda, cuda:N or auto")
+    return torch.device(name)
+
+
+def new_run_dir(out: Path, cfg: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / cfg.space / f"{cfg.searcher}-{cfg.preset}-seed{cfg.seed}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return run_dir
+
+
+def find_resumable(out: Path, searcher: str, space: str, preset: str, seed: int) -> Path:
+    """The newest run of this searcher/space/preset/seed under ``out`` that did not complete."""
+    candidates = sorted((Path(out) / space).glob(f"{searcher}-{preset}-seed{seed}-*/{CHECKPOINT}"))
+    for checkpoint in reversed(candidates):
+        record = checkpoint.parent / RECORD
+        if not record.exists() or RunRecord.load(record).status != "completed":
+            return checkpoint.parent
+    raise UserError(
+        f"nothing to resume: no unfinished {searcher}/{space} run (preset {preset}, seed {seed}) with a "
+        f"checkpoint under {out}; pass --resume RUN_DIR to name one"
+    )
+
+
+@dataclass
+class Run:
+    """Everything one search run holds while it runs."""
+
+    cfg: RunConfig
+    run_dir: Path
+    space: SearchSpace
+    data: SearchData
+    searcher: Searcher
+    record: RunRecord
+    device: torch.device
+    log: Callable[[str], None]
+    progress: bool
+    baseline_kib: int | None = None  # resident memory before data and model were built
+
+    def save(self, epoch: int) -> None:
+        """Record first, then checkpoint (atomic each); the checkpoint carries its own copy of the record."""
+        self.record.save(self.run_dir / RECORD)
+        state = {
+            "epoch": epoch,
+            "searcher": self.searcher.state_dict(),
+            "rng": rng_state(),
+            "record": self.record.to_dict(),
+        }
+        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.run_dir / CHECKPOINT)
+
+    def steps(self, epoch: int) -> int:
+        n = len(self.data.train)
+        if self.searcher.uses_val_batches(epoch):
+            n = min(n, len(self.data.val))
+        cap = self.cfg.train.steps_per_epoch
+        return min(n, cap) if cap > 0 else n
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        searcher, n = self.searcher, self.steps(epoch)
+        searcher.start_epoch(epoch)
+        val_batches: Iterator[Any] | None = self.data.val.epoch(epoch) if searcher.uses_val_batches(epoch) else None
+        sums: dict[str, torch.Tensor] = {}
+        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", disable=not self.progress, leave=False)
+        for i, train in enumerate(islice(self.data.train.epoch(epoch), n)):
+            val = next(val_batches) if val_batches is not None else None
+            for key, value in searcher.step(train, val).items():
+                sums[key] = sums[key] + value if key in sums else value
+            if (i + 1) % SYNC_EVERY == 0 or i + 1 == n:
+                means = {k: float(v) / (i + 1) for k, v in sums.items()}
+                if not all(math.isfinite(v) for v in means.values()):
+                    raise NonFiniteLoss(f"a loss became non-finite by step {i + 1} of epoch {epoch + 1}: {means}")
+                bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+            bar.update(1)
+        bar.close()
+        stats: dict[str, Any] = {k: float(v) / max(n, 1) for k, v in sums.items()}
+        eval_cap = self.cfg.train.eval_batches or None
+        stats.update(searcher.score(islice(self.data.score.epoch(epoch), eval_cap)))
+        stats["genotype"] = self.space.format_genotype(searcher.derive())
+        stats["steps"] = n
+        return stats
+
+    def execute(self, start_epoch: int) -> RunRecord:
+        record, epochs = self.record, self.cfg.train.epochs
+        self.log(f"data: {self.data.description}")
+        self.log(f"run folder: {self.run_dir}")
+        epoch = start_epoch
+        try:
+            for epoch in range(start_epoch, epochs):
+                with PhaseMeter(self.device, self.baseline_kib) as meter:
+                    stats = self.run_epoch(epoch)
+                stats.update(epoch=epoch + 1, seconds=meter.seconds, peak_mem_mib=meter.peak_mem_mib)
+                stats.update(self.searcher.epoch_extras())
+                record.epochs.append(stats)
+                record.metrics = summarize_metrics(record, meter.method)
+                self.log(epoch_line(stats, epochs, self.space.metric))
+                self.save(epoch)
+            record.status = "completed"
+            record.genotype = record.epochs[-1]["genotype"] if record.epochs else None
+        except KeyboardInterrupt:
+            record.status = "interrupted"
+            record.error = f"interrupted during epoch {epoch + 1}; the checkpoint holds epoch {len(record.epochs)}"
+            raise
+        except NonFiniteLoss as exc:
+            record.status = "failed"
+            record.error = f"{exc}. Lower the learning rates (--set w_lr=..., --set arch_lr=...) or check the data."
+        except Exception as exc:
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.finished_at = _now()
+            record.save(self.run_dir / RECORD)
+        return record
+
+
+def summarize_metrics(record: RunRecord, mem_method: str) -> dict[str, Any]:
+    last = record.epochs[-1]
+    device_count = record.provenance.get("device_count", 1)
+    metrics = {
+        "search_device_hours": sum(e["seconds"] for e in record.epochs) / 3600.0 * device_count,
+        "peak_mem_mib": max(e["peak_mem_mib"] for e in record.epochs),
+        "peak_mem_method": mem_method,
+        "epochs_done": len(record.epochs),
+    }
+    metrics.update({k: last[k] for k in ("val_loss", "val_acc", "val_ppl") if k in last})
+    return metrics
+
+
+def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
+    parts = [f"epoch {stats['epoch']}/{epochs}"]
+    for key in ("train_loss", "arch_loss", "val_loss"):
+        if key in stats:
+            parts.append(f"{key} {stats[key]:.4f}")
+    key = "val_acc" if metric == "acc" else "val_ppl"
+    if key in stats:
+        parts.append(f"{key} {stats[key]:.2f}")
+    parts.append(f"{stats['seconds']:.1f}s")
+    parts.append(f"peak {stats['peak_mem_mib']:.0f} MiB")
+    return " | ".join(parts)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run(
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    download: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunRecord:
+    """Search with ``cfg``, writing ``record.json`` and ``checkpoint.pt`` into ``run_dir`` at every epoch.
+
+    With ``resume``, continue from the checkpoint in ``run_dir``; the result equals that of a run that
+    was never interrupted.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with (run_dir / LOG).open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        if progress:
+            tqdm.write(line)
+        else:
+            echo(line)
+
+    seed_all(cfg.seed)
+    device = resolve_device(cfg.device)
+    baseline_kib = current_rss_kib()
+    space = SPACES.get(cfg.space)()
+    searcher_cls = SEARCHERS.get(cfg.searcher)
+    data = space.load_data(cfg.data, cfg, device, cfg.seed, download)
+    searcher = searcher_cls(space, cfg, data, device)
+    record = RunRecord(
+        searcher=cfg.searcher,
+        space=cfg.space,
+        seed=cfg.seed,
+        preset=cfg.preset,
+        config=cfg.to_dict(),
+        provenance=provenance(device),
+        data=data.description,
+        started_at=_now(),
+    )
+    start_epoch = 0
+    if resume:
+        checkpoint = run_dir / CHECKPOINT
+        if not checkpoint.exists():
+            raise UserError(f"cannot resume: {checkpoint} does not exist (the run ended before its first epoch)")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        searcher.load_state_dict(state["searcher"])
+        set_rng_state(state["rng"])
+        record = RunRecord(**state["record"])
+        record.status, record.error, record.finished_at = "running", None, None
+        start_epoch = state["epoch"] + 1
+        log(f"resuming after epoch {start_epoch} of {cfg.train.epochs}")
+    return Run(cfg, run_dir, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)

@@ -1,0 +1,1 @@
+"""Searchers: DARTS (first and second order), PC-DARTS, and random-search baselines."""

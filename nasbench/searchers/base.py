@@ -1,0 +1,89 @@
+"""The Searcher contract: the runner drives every searcher through these methods and nothing else."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import torch
+
+from nasbench.config import RunConfig
+from nasbench.data.streams import SearchData
+from nasbench.genotype import Genotype
+from nasbench.spaces.base import Batch, SearchSpace, Supernet
+
+
+class Searcher(ABC):
+    """One search method. The runner calls, per epoch: ``start_epoch``, then ``step`` for each pair of a
+    weight-split batch and (when ``uses_val_batches``) an architecture-split batch, then ``score`` and
+    ``derive``. ``state_dict`` must hold everything a resumed run needs to continue identically."""
+
+    summary: ClassVar[str]  # one line for ``nasbench list``: what it is and which paper
+    config_cls: ClassVar[type]
+
+    def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
+        self.space, self.cfg, self.data, self.device = space, cfg, data, device
+        self.model: Supernet | None = None
+
+    @classmethod
+    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
+        """Per-section overrides this searcher adds to a space's preset (e.g. PC-DARTS' batch 256)."""
+        return {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before the epoch's first step (learning-rate schedules, warm-up switches)."""
+
+    def uses_val_batches(self, epoch: int) -> bool:
+        """Whether this epoch's steps need an architecture-split batch (none is fetched otherwise)."""
+        return True
+
+    @abstractmethod
+    def step(self, train: Batch, val: Batch | None) -> dict[str, torch.Tensor]:
+        """One search step. Returns detached scalar tensors (no host sync), e.g. ``train_loss``."""
+
+    @abstractmethod
+    def derive(self) -> Genotype:
+        """The architecture the search currently returns."""
+
+    def score(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """The supernet's loss and metric on the architecture split (eval mode, no gradients)."""
+        assert self.model is not None, "searchers without a supernet override score()"
+        self.model.eval()
+        totals: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for batch in batches:
+                for key, value in self.model.evaluate(batch).items():
+                    totals[key] = totals[key] + value if key in totals else value
+        self.model.train()
+        return summarize_scores({k: float(v) for k, v in totals.items()})
+
+    def epoch_extras(self) -> dict[str, Any]:
+        """Extra per-epoch record content; by default the normalised architecture weights per cell."""
+        if self.model is None:
+            return {}
+        return {"arch_weights": {k: v.cpu().tolist() for k, v in self.model.arch_weights().items()}}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def summarize_scores(totals: dict[str, float]) -> dict[str, float]:
+    """Sums from ``Supernet.evaluate`` -> ``val_loss`` and ``val_acc`` (%) or ``val_ppl``."""
+    count = max(totals.get("count", 0.0), 1.0)
+    val_loss = totals.get("loss_sum", float("nan")) / count
+    out = {"val_loss": val_loss}
+    if "correct" in totals:
+        out["val_acc"] = 100.0 * totals["correct"] / count
+    else:
+        out["val_ppl"] = math.exp(min(val_loss, 700.0))
+    return out
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """Cosine annealing from ``lr`` at epoch 0 towards ``lr_min`` at ``epochs`` (stateless, so resumable)."""
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * epoch / epochs))

@@ -1,0 +1,293 @@
+"""The DARTS CNN cell space on CIFAR-10 (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019).
+
+The search network (sec. 3.1.1): a 3x3 conv stem with 3C channels, then ``layers`` cells; the cells at
+1/3 and 2/3 of the depth are reduction cells (stride 2, channels doubled). A cell has two inputs (the
+outputs of the two previous cells), four intermediate nodes, and 14 edges, each a mixture of the eight
+operations weighted by softmax(alpha); its output concatenates the four nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench.data import builtin_path
+from nasbench.data.cifar10 import ImageStream, download_cifar10, load_cifar10
+from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
+from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
+from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions
+from nasbench.spaces.cnn_network import CnnNetwork
+from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
+
+N_INPUTS = 2
+CELLS = ("normal", "reduce")
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    """Search-network shape; defaults are the paper's (sec. 3.1.1: 8 cells, 16 initial channels)."""
+
+    channels: int = 16
+    layers: int = 8
+    nodes: int = 4
+    stem_multiplier: int = 3
+
+    def check(self) -> None:
+        if self.channels < 2 or self.channels % 2:
+            raise UserError(f"space channels={self.channels}: use an even number of at least 2")
+        if self.layers < 1 or self.nodes < 1:
+            raise UserError(f"space layers={self.layers}, nodes={self.nodes}: both must be at least 1")
+
+
+class MixedOp(nn.Module):
+    """One edge: sum over ops of softmax(alpha)_o * o(x). ``none`` adds zeros and is not computed.
+
+    With ``partial > 1`` (PC-DARTS, sec. 3.2) only the first C/K channels go through the ops; the rest
+    bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
+    """
+
+    def __init__(self, channels: int, stride: int, partial: int) -> None:
+        super().__init__()
+        self.stride, self.partial = stride, partial
+        self.mixed_channels = channels // partial
+        self.names = [op for op in CNN_OP_NAMES if op != "none"]
+        self.columns: torch.Tensor
+        self.register_buffer("columns", torch.tensor([CNN_OP_NAMES.index(op) for op in self.names]), False)
+        self.relu_input = [takes_relu(op, stride) for op in self.names]
+        ops = []
+        for name in self.names:
+            op = CNN_OPS[name].build(self.mixed_channels, stride, False)
+            if "pool" in name:  # reference code: pooling is followed by a non-affine BN in the mixed op
+                op = nn.Sequential(op, nn.BatchNorm2d(self.mixed_channels, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor, x_relu: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # x, x_relu: [B, C, H, W]; weights: [n_ops] over all ops including none
+        part, part_relu = x[:, : self.mixed_channels], x_relu[:, : self.mixed_channels]
+        w = weights[self.columns]
+        out = sum(w[i] * op(part_relu if relu else part) for i, (op, relu) in enumerate(zip(self.ops, self.relu_input)))
+        if self.partial == 1:
+            return out
+        rest = x[:, self.mixed_channels :]
+        if self.stride == 2:
+            rest = F.max_pool2d(rest, 2, 2)
+        return channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
+
+
+class SearchCell(nn.Module):
+    def __init__(
+        self, nodes: int, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, partial: int
+    ) -> None:
+        super().__init__()
+        self.nodes, self.reduction = nodes, reduction
+        self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else conv_bn(c_pp, c, 1, 1, 0, False)
+        self.pre1 = conv_bn(c_p, c, 1, 1, 0, False)
+        self.pairs = edge_index(N_INPUTS, nodes)
+        self.edges = nn.ModuleList(
+            MixedOp(c, 2 if reduction and src < N_INPUTS else 1, partial) for src, _ in self.pairs
+        )
+
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        # weights: [14, 8] op mixture per edge; edge_weights: [14] PC-DARTS edge normalisation or None
+        states = [self.pre0(F.relu(s0)), self.pre1(F.relu(s1))]
+        relus = [F.relu(s) for s in states]  # once per node, shared by every op on every outgoing edge
+        row = 0
+        for dst in range(N_INPUTS, N_INPUTS + self.nodes):
+            terms = []
+            for src in range(dst):
+                y = self.edges[row](states[src], relus[src], weights[row])
+                terms.append(y if edge_weights is None else edge_weights[row] * y)
+                row += 1
+            states.append(sum(terms))
+            if dst < N_INPUTS + self.nodes - 1:
+                relus.append(F.relu(states[-1]))
+        return torch.cat(states[N_INPUTS:], dim=1)
+
+
+class CnnSupernet(Supernet):
+    def __init__(self, cfg: CnnConfig, num_classes: int, options: SupernetOptions) -> None:
+        super().__init__()
+        k = options.partial_channels
+        if k < 1 or cfg.channels % (2 * k):
+            raise UserError(
+                f"partial_channels K={k} needs the channel count ({cfg.channels}) to be a multiple of 2K; "
+                "change space.channels or the searcher's partial_channels"
+            )
+        self.cfg, self.options = cfg, options
+        c_stem = cfg.stem_multiplier * cfg.channels
+        self.stem = conv_bn(3, c_stem, 3, 1, 1, True)
+        c_pp, c_p, c = c_stem, c_stem, cfg.channels
+        cells, reduction_prev = [], False
+        for layer in range(cfg.layers):
+            reduction = layer in (cfg.layers // 3, 2 * cfg.layers // 3)
+            if reduction:
+                c *= 2
+            cells.append(SearchCell(cfg.nodes, c_pp, c_p, c, reduction, reduction_prev, k))
+            c_pp, c_p, reduction_prev = c_p, cfg.nodes * c, reduction
+        self.cells = nn.ModuleList(cells)
+        self.classifier = nn.Linear(c_p, num_classes)
+        n_edges, n_ops = len(edge_index(N_INPUTS, cfg.nodes)), len(CNN_OP_NAMES)
+        for cell in CELLS:  # reference code: alphas start at 1e-3 * N(0, 1)
+            self.add_arch_parameter(f"alpha_{cell}", 1e-3 * torch.randn(n_edges, n_ops))
+            if options.edge_normalization:
+                self.add_arch_parameter(f"beta_{cell}", 1e-3 * torch.randn(n_edges))
+
+    def _edge_weights(self, cell: str) -> torch.Tensor | None:
+        if not self.options.edge_normalization:
+            return None
+        return edge_softmax(getattr(self, f"beta_{cell}"), N_INPUTS, self.cfg.nodes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [B, 3, 32, 32] -> logits [B, num_classes]
+        mix = {cell: torch.softmax(getattr(self, f"alpha_{cell}"), dim=-1) for cell in CELLS}
+        edge = {cell: self._edge_weights(cell) for cell in CELLS}
+        s0 = s1 = self.stem(x)
+        for layer in self.cells:
+            cell = "reduce" if layer.reduction else "normal"
+            s0, s1 = s1, layer(s0, s1, mix[cell], edge[cell])
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self(images), labels)
+
+    @torch.no_grad()
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        logits = self(images)
+        return {
+            "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
+            "correct": (logits.argmax(dim=1) == labels).sum(),
+            "count": torch.tensor(len(labels), device=labels.device),
+        }
+
+    def arch_weights(self) -> dict[str, torch.Tensor]:
+        return {cell: torch.softmax(getattr(self, f"alpha_{cell}").detach(), dim=-1) for cell in CELLS}
+
+    def derive(self) -> Genotype:
+        cells = {}
+        for cell, weights in self.arch_weights().items():
+            edge = self._edge_weights(cell)
+            ranked = weights if edge is None else weights * edge.detach()[:, None]
+            cells[cell] = derive_top_k(ranked, CNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=2)
+        concat = list(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
+        return Genotype.of(cells, {cell: concat for cell in CELLS})
+
+
+def _published(text: str) -> Genotype:
+    return parse_darts(text, CELLS, per_node=2, n_inputs=N_INPUTS)
+
+
+PUBLISHED = {
+    # Liu et al. 2019, fig. 4 and 5 (first- and second-order search), as released with the paper.
+    "DARTS_V1": _published(
+        "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+        "('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], "
+        "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+        "('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+        "('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])"
+    ),
+    "DARTS_V2": _published(
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+        "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+        "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+        "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+        "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+    ),
+    # Xu et al. 2020 (PC-DARTS), CIFAR-10 cell as released with the paper.
+    "PC_DARTS": _published(
+        "Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), ('dil_conv_3x3', 1), "
+        "('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], "
+        "normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), "
+        "('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), "
+        "('sep_conv_3x3', 2)], reduce_concat=range(2, 6))"
+    ),
+}
+
+
+class CnnSpace(SearchSpace):
+    name = "cnn"
+    summary = "DARTS CNN cell space on CIFAR-10: 8 ops, 2 inputs + 4 nodes, 14 edges (Liu et al., ICLR 2019)"
+    dataset = "cifar10"
+    metric = "acc"
+    ops = CNN_OP_NAMES
+    config_cls = CnnConfig
+    published = PUBLISHED
+    presets = {
+        "paper": {"train": {}, "space": {}},
+        # A 2-core CPU budget on the built-in slice (about 5 minutes): a narrower, shallower supernet,
+        # 4 epochs of 20 steps, each epoch scored on the first 640 architecture-split images.
+        "small": {
+            "train": {"epochs": 4, "batch_size": 32, "steps_per_epoch": 20, "eval_batches": 20},
+            "space": {"channels": 8, "layers": 5},
+        },
+        # Seconds, for tests: a toy supernet and two steps per epoch.
+        "tiny": {
+            "train": {"epochs": 2, "batch_size": 8, "steps_per_epoch": 2, "eval_batches": 2},
+            "space": {"channels": 4, "layers": 3, "nodes": 2},
+        },
+    }
+
+    def load_data(
+        self, path: str | None, cfg: Any, device: torch.device, seed: int, download: bool = False
+    ) -> SearchData:
+        train_cfg = cfg.train
+        root = Path(path) if path else builtin_path("cifar10-mini")
+        if download:
+            if not path:
+                raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
+            download_cifar10(root)
+        images, labels = load_cifar10(root, "train")
+        split = int(len(images) * train_cfg.train_portion)  # reference code: first part w, rest alpha
+        images, labels = images.to(device), labels.to(device)
+        b = train_cfg.batch_size
+        what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
+        return SearchData(
+            description=f"{what}: {split} images train the weights, {len(images) - split} the architecture",
+            source=str(root),
+            train=ImageStream(images[:split], labels[:split], b, seed, stream=0, train=True),
+            val=ImageStream(images[split:], labels[split:], b, seed, stream=1, train=True),
+            score=ImageStream(images[split:], labels[split:], b, seed, stream=2, train=False),
+            info={"num_classes": 10},
+        )
+
+    def supernet(self, cfg: CnnConfig, data: SearchData, options: SupernetOptions) -> CnnSupernet:
+        return CnnSupernet(cfg, data.info["num_classes"], options)
+
+    def network(self, genotype: Genotype, cfg: CnnConfig, data: SearchData) -> nn.Module:
+        return CnnNetwork(genotype, cfg.channels, cfg.layers, data.info["num_classes"])
+
+    def sample_genotype(self, cfg: CnnConfig, generator: torch.Generator) -> Genotype:
+        """Per node two distinct predecessors and for each an op, uniformly, never ``none``."""
+        choices = [op for op in CNN_OP_NAMES if op != "none"]
+        cells = {}
+        for cell in CELLS:
+            edges = []
+            for dst in range(N_INPUTS, N_INPUTS + cfg.nodes):
+                sources = sorted(torch.randperm(dst, generator=generator)[:2].tolist())
+                for src in sources:
+                    op = choices[int(torch.randint(len(choices), (1,), generator=generator))]
+                    edges.append(Edge(op, src, dst))
+            cells[cell] = edges
+        return Genotype.of(cells, {cell: range(N_INPUTS, N_INPUTS + cfg.nodes) for cell in CELLS})
+
+    def format_genotype(self, genotype: Genotype) -> str:
+        return format_darts(genotype)
+
+    def parse_genotype(self, text: str) -> Genotype:
+        genotype = parse_darts(text, CELLS, per_node=2, n_inputs=N_INPUTS)
+        for cell in CELLS:
+            unknown = {e.op for e in genotype.cell(cell)} - set(CNN_OP_NAMES)
+            if unknown:
+                raise UserError(f"genotype uses ops outside the cnn space: {sorted(unknown)}")
+        return genotype

@@ -1,0 +1,47 @@
+import pytest
+
+from nasbench.config import TrainConfig, apply_overrides, parse_set_flags
+from nasbench.errors import UserError
+from nasbench.spaces.cnn import CnnConfig
+from tests.conftest import tiny_config
+
+
+def sections():
+    return {"train": TrainConfig(), "space": CnnConfig()}
+
+
+def test_set_converts_to_the_field_type():
+    out = apply_overrides(sections(), {"batch_size": "16", "w_lr": "0.1", "space.channels": "8"})
+    assert out["train"].batch_size == 16 and isinstance(out["train"].batch_size, int)
+    assert out["train"].w_lr == 0.1
+    assert out["space"].channels == 8
+
+
+def test_unknown_key_lists_the_allowed_ones():
+    with pytest.raises(UserError, match="unknown key 'bogus'.*batch_size.*channels"):
+        apply_overrides(sections(), {"bogus": "1"})
+
+
+def test_bad_value_says_which_key_and_type():
+    with pytest.raises(UserError, match="batch_size=lots.*not a valid int"):
+        apply_overrides(sections(), {"batch_size": "lots"})
+
+
+def test_out_of_range_values_are_refused():
+    with pytest.raises(UserError, match="train_portion"):
+        apply_overrides(sections(), {"train_portion": "1.5"})
+    with pytest.raises(UserError, match="channels=7"):
+        apply_overrides(sections(), {"channels": "7"})
+
+
+def test_malformed_set_flag():
+    with pytest.raises(UserError, match="expected key=value"):
+        parse_set_flags(["epochs"])
+
+
+def test_presets_layer_in_order():
+    cfg = tiny_config("darts1", "cnn", batch_size="4")
+    assert cfg.preset == "tiny"
+    assert cfg.train.batch_size == 4  # --set beats the preset
+    assert cfg.space_cfg.channels == 4  # the tiny preset beats the paper default
+    assert cfg.train.w_momentum == 0.9  # the paper default where nothing overrides it
