@@ -109,9 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(f"record: {record_path}")
     if cfg.preset != "paper":
+        fetch = " --download" if space.dataset == "cifar10" else ""
         print(
             "the paper's full protocol (GPU, full data set): python -m nasbench run "
-            f"--searcher {cfg.searcher} --space {cfg.space} --preset paper --device cuda --data PATH --download"
+            f"--searcher {cfg.searcher} --space {cfg.space} --preset paper --device cuda --data PATH{fetch}"
         )
     return 0
 

@@ -6,12 +6,14 @@ nothing of searchers.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nasbench.data.streams import SearchData
@@ -20,7 +22,37 @@ from nasbench.genotype import Genotype
 Batch = Any  # a space's batch: (images, labels) for CIFAR-10, (inputs, targets) windows for PTB
 
 
-class Supernet(nn.Module, ABC):
+class Network(nn.Module, ABC):
+    """What searchers train and score: a supernet, or the discrete network of one genotype."""
+
+    @abstractmethod
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean training loss of the batch (a scalar with a graph).
+
+        A network with carried state (the RNN's hidden state) advances it here, per data split.
+        """
+
+    @abstractmethod
+    def evaluate(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Sums over the batch, without gradients: ``loss_sum``, ``count`` and, for classifiers, ``correct``."""
+
+    def frozen_state(self) -> contextlib.AbstractContextManager[None]:
+        """Within this context ``loss`` leaves any carried state (the RNN's hidden state) as it was:
+        for the extra loss evaluations of second-order DARTS and of the Hessian, which must not move
+        the state that the real steps carry. Stateless networks need nothing."""
+        return contextlib.nullcontext()
+
+
+def classification_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``Network.evaluate`` sums for a classifier: logits [B, classes], labels [B]."""
+    return {
+        "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
+        "correct": (logits.argmax(dim=1) == labels).sum(),
+        "count": torch.tensor(len(labels), device=labels.device),
+    }
+
+
+class Supernet(Network):
     """A network holding every candidate operation, mixed by architecture parameters.
 
     Architecture parameters are ``nn.Parameter``s registered with ``add_arch_parameter`` so that they
@@ -45,14 +77,6 @@ class Supernet(nn.Module, ABC):
     def weight_parameters(self) -> list[nn.Parameter]:
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
-
-    @abstractmethod
-    def loss(self, batch: Batch) -> torch.Tensor:
-        """Mean training loss of the batch under the current mixture (a scalar with a graph)."""
-
-    @abstractmethod
-    def evaluate(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Sums over the batch, without gradients: ``loss_sum``, ``count`` and, for classifiers, ``correct``."""
 
     @abstractmethod
     def arch_weights(self) -> dict[str, torch.Tensor]:
@@ -80,7 +104,9 @@ class SearchSpace(ABC):
     metric: ClassVar[str]  # "acc" (higher is better) or "ppl" (lower is better)
     ops: ClassVar[tuple[str, ...]]
     config_cls: ClassVar[type]
-    presets: ClassVar[dict[str, dict[str, dict[str, Any]]]]  # preset -> {"train": {...}, "space": {...}}
+    # preset -> {"train": {...}, "space": {...}}; every space has "paper", "small" (the CPU default,
+    # under 10 minutes on 2 cores) and "tiny" (seconds; the contract tests use it)
+    presets: ClassVar[dict[str, dict[str, dict[str, Any]]]]
     published: ClassVar[dict[str, Genotype]] = {}
 
     @abstractmethod
@@ -93,8 +119,10 @@ class SearchSpace(ABC):
     def supernet(self, cfg: Any, data: SearchData, options: SupernetOptions) -> Supernet: ...
 
     @abstractmethod
-    def network(self, genotype: Genotype, cfg: Any, data: SearchData) -> nn.Module:
-        """The discrete network of ``genotype`` at the search network's shape (for training from scratch)."""
+    def network(self, genotype: Genotype, cfg: Any, data: SearchData) -> Network:
+        """The discrete network of ``genotype`` at the search network's shape (for training from scratch).
+
+        A searcher trains and scores it through ``loss`` and ``evaluate`` exactly as it would a supernet."""
 
     @abstractmethod
     def sample_genotype(self, cfg: Any, generator: torch.Generator) -> Genotype:

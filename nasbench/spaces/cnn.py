@@ -21,7 +21,7 @@ from nasbench.data.cifar10 import ImageStream, download_cifar10, load_cifar10
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
-from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions
+from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions, classification_scores
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import channel_shuffle, edge_softmax
 from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
@@ -164,12 +164,7 @@ class CnnSupernet(Supernet):
     @torch.no_grad()
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labels = batch
-        logits = self(images)
-        return {
-            "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
-            "correct": (logits.argmax(dim=1) == labels).sum(),
-            "count": torch.tensor(len(labels), device=labels.device),
-        }
+        return classification_scores(self(images), labels)
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return {cell: torch.softmax(getattr(self, f"alpha_{cell}").detach(), dim=-1) for cell in CELLS}
@@ -264,7 +259,7 @@ class CnnSpace(SearchSpace):
     def supernet(self, cfg: CnnConfig, data: SearchData, options: SupernetOptions) -> CnnSupernet:
         return CnnSupernet(cfg, data.info["num_classes"], options)
 
-    def network(self, genotype: Genotype, cfg: CnnConfig, data: SearchData) -> nn.Module:
+    def network(self, genotype: Genotype, cfg: CnnConfig, data: SearchData) -> CnnNetwork:
         return CnnNetwork(genotype, cfg.channels, cfg.layers, data.info["num_classes"])
 
     def sample_genotype(self, cfg: CnnConfig, generator: torch.Generator) -> Genotype:

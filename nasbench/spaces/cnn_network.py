@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.genotype import Genotype
+from nasbench.spaces.base import Network, classification_scores
 from nasbench.spaces.ops import CNN_OPS, FactorizedReduce, conv_bn, takes_relu
 
 
@@ -68,11 +69,14 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class CnnNetwork(nn.Module):
+class CnnNetwork(Network):
     """Stem, ``layers`` discrete cells (reductions at 1/3 and 2/3 depth), global pool, classifier.
 
-    ``forward`` returns (logits, auxiliary logits or None).
+    ``forward`` returns (logits, auxiliary logits or None); ``loss`` adds the auxiliary loss with
+    ``auxiliary_weight`` (0.4 in the paper's evaluation, sec. A.2) when the head exists.
     """
+
+    auxiliary_weight = 0.4
 
     def __init__(
         self,
@@ -112,3 +116,14 @@ class CnnNetwork(nn.Module):
             if self.auxiliary is not None and self.training and layer == self.aux_after:
                 aux = self.auxiliary(s1)
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)), aux
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        logits, aux = self(images)
+        loss = F.cross_entropy(logits, labels)
+        return loss if aux is None else loss + self.auxiliary_weight * F.cross_entropy(aux, labels)
+
+    @torch.no_grad()
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        return classification_scores(self(images)[0], labels)

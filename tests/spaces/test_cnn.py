@@ -118,3 +118,18 @@ def test_sampled_genotypes_are_valid_and_vary():
     net = space.network(samples[0], CnnConfig(channels=4, layers=3), data)
     assert net(torch.randn(2, 3, 32, 32))[0].shape == (2, 10)
     assert len(edge_index(2, 4)) == 14
+
+
+def test_discrete_network_loss_adds_the_weighted_auxiliary_loss():
+    torch.manual_seed(0)
+    net = CnnNetwork(PUBLISHED["DARTS_V1"], channels=4, layers=3, num_classes=10, auxiliary=True)
+    images, labels = torch.randn(3, 3, 32, 32), torch.tensor([1, 2, 3])
+    torch.manual_seed(1)
+    loss = net.loss((images, labels))
+    torch.manual_seed(1)
+    logits, aux = net(images)
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(loss, ce(logits, labels) + 0.4 * ce(aux, labels))
+    net.eval()
+    scores = net.evaluate((images, labels))
+    assert int(scores["count"]) == 3 and 0 <= int(scores["correct"]) <= 3
