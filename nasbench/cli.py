@@ -1,4 +1,4 @@
-"""Command line: ``python -m nasbench run|list``; flags become a RunConfig and the runner does the rest."""
+"""Command line: ``python -m nasbench run|table|list``; flags become a RunConfig and the runner does the rest."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nasbench.config import config_from_dict, parse_set_flags, resolve_config
 from nasbench.errors import UserError
+from nasbench.eval.command import add_eval_parser, cmd_eval
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import RunRecord
 from nasbench.runner import RECORD, find_resumable, new_run_dir, resolve_device, run
@@ -45,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list the registered searchers and search spaces")
+    add_eval_parser(sub)
+
+    t = sub.add_parser("table", help="paper-style comparison tables (and plots) from run records")
+    t.add_argument("runs", nargs="+", metavar="RUNS", help="record.json files or folders searched for them")
+    t.add_argument("--format", default="md", choices=["md", "tex", "csv"], help="output format (default: md)")
+    t.add_argument("--out", help="write the table to this file (default: print it)")
+    t.add_argument("--plots", metavar="DIR", help="also save PNG plots (alphas, eigenvalue, accuracy, cells) here")
     return parser
 
 
@@ -107,6 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"search cost: {record.metrics['search_device_hours']:.4f} device-hours on {record.provenance['device_name']}, "
         f"peak memory {record.metrics['peak_mem_mib']:.0f} MiB; " + ", ".join(f"{k} {v:.2f}" for k, v in metric.items())
     )
+    truth = {k: v for k, v in record.metrics.items() if k.startswith("true_")}
+    if truth:
+        print("ground truth of the derived cell: " + ", ".join(f"{k} {v:.2f}" for k, v in truth.items()))
     print(f"record: {record_path}")
     if cfg.preset != "paper":
         fetch = " --download" if space.dataset == "cifar10" else ""
@@ -117,11 +128,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from nasbench.report import build_report
+    from nasbench.tables import render
+
+    report = build_report(args.runs)
+    text = render(report, args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"table of {len(report.records)} completed run(s) written to {args.out}")
+    else:
+        print(text, end="")
+    if args.format == "csv" and report.footnotes():
+        print("\n".join(report.footnotes()), file=sys.stderr)  # CSV has no room for footnotes
+    if args.plots:
+        from nasbench.plots import save_plots  # matplotlib only when plots are asked for
+
+        written = save_plots(report, Path(args.plots))
+        print(f"{len(written)} plot(s) written to {args.plots}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             return cmd_list()
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "table":
+            return cmd_table(args)
         return cmd_run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

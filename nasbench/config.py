@@ -42,6 +42,18 @@ class TrainConfig:
     arch_weight_decay: float = 1e-3
     steps_per_epoch: int = 0  # 0: one pass over the weight split per epoch; N > 0: at most N steps
     eval_batches: int = 0  # 0: score the whole architecture split each epoch; N > 0: its first N batches
+    # Collapse metrics (RobustDARTS: Zela et al., ICLR 2020). sec. 4.1 tracks the dominant eigenvalue of the
+    # validation-loss Hessian w.r.t. alpha over the search; here by Lanczos on fixed batches.
+    hessian_every: int = 1  # epochs between eigenvalue measurements; 0: never
+    hessian_batches: int = 1  # fixed (first, unaugmented) architecture-split batches the Hessian is taken on
+    hessian_iters: int = 10  # at most this many Hessian-vector products (Lanczos steps) per measurement
+    hessian_tol: float = 1e-3  # stop earlier once the estimate changes by less than this (relative)
+    # DARTS-ES (sec. 4.3): stop when the eigenvalue's local average over `early_stop_window` measurements
+    # grows by more than `early_stop_factor` (1 / 0.75 in the paper) over that many measurements, and
+    # return the genotype from before the growth.
+    early_stop: bool = False
+    early_stop_factor: float = 1.3
+    early_stop_window: int = 5
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,10 @@ def _check_train(train: TrainConfig) -> None:
         problems.append(f"train_portion={train.train_portion} must lie strictly between 0 and 1")
     if train.w_lr <= 0 or train.arch_lr < 0:
         problems.append("w_lr must be positive and arch_lr non-negative")
+    if train.hessian_every < 0 or train.hessian_batches < 1 or train.hessian_iters < 1:
+        problems.append("hessian_every must be >= 0, hessian_batches and hessian_iters >= 1")
+    if train.early_stop and (train.hessian_every < 1 or train.early_stop_window < 1 or train.early_stop_factor <= 1):
+        problems.append("early_stop needs hessian_every >= 1, early_stop_window >= 1 and early_stop_factor > 1")
     if problems:
         raise UserError("bad configuration: " + "; ".join(problems))
 

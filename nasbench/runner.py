@@ -18,6 +18,7 @@ from tqdm import tqdm
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
+from nasbench.metrics.collapse import CollapseSettings, early_stop_decision, epoch_collapse_stats
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
 from nasbench.registry import SEARCHERS, SPACES
@@ -91,9 +92,7 @@ class Run:
             "rng": rng_state(),
             "record": self.record.to_dict(),
         }
-        tmp = self.run_dir / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT)
+        save_checkpoint(state, self.run_dir / CHECKPOINT)
 
     def steps(self, epoch: int) -> int:
         n = len(self.data.train)
@@ -122,8 +121,18 @@ class Run:
         stats: dict[str, Any] = {k: float(v) / max(n, 1) for k, v in sums.items()}
         eval_cap = self.cfg.train.eval_batches or None
         stats.update(searcher.score(islice(self.data.score.epoch(epoch), eval_cap)))
-        stats["genotype"] = self.space.format_genotype(searcher.derive())
+        genotype = searcher.derive()
+        stats["genotype"] = self.space.format_genotype(genotype)
         stats["steps"] = n
+        stats.update(self.space.ground_truth(genotype) or {})
+        t = self.cfg.train
+        previous = self.record.epochs[-1]["genotype"] if self.record.epochs else None
+        settings = CollapseSettings(t.hessian_every, t.hessian_batches, t.hessian_iters, t.hessian_tol)
+        fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
+        model = searcher.model
+        stats.update(
+            epoch_collapse_stats(model, genotype, previous, stats["genotype"], fixed, epoch, settings, self.space)
+        )
         return stats
 
     def execute(self, start_epoch: int) -> RunRecord:
@@ -140,9 +149,20 @@ class Run:
                 record.epochs.append(stats)
                 record.metrics = summarize_metrics(record, meter.method)
                 self.log(epoch_line(stats, epochs, self.space.metric))
+                stop = early_stop_decision(
+                    record.epochs, self.cfg.train.early_stop_factor, self.cfg.train.early_stop_window
+                )
+                if self.cfg.train.early_stop and stop is not None:
+                    record.metrics.update(early_stopped=True, early_stop_epoch=stop[0] + 1, early_stop_reason=stop[1])
+                    self.log(stop[1])
                 self.save(epoch)
+                if record.metrics.get("early_stopped"):
+                    break
             record.status = "completed"
-            record.genotype = record.epochs[-1]["genotype"] if record.epochs else None
+            keep = record.metrics.get("early_stop_epoch", len(record.epochs))
+            record.genotype = record.epochs[keep - 1]["genotype"] if record.epochs else None
+            if record.epochs:  # ground truth (NAS-Bench-201) of the genotype returned, not of the last epoch's
+                record.metrics.update({k: v for k, v in record.epochs[keep - 1].items() if k.startswith("true_")})
         except KeyboardInterrupt:
             record.status = "interrupted"
             record.error = f"interrupted during epoch {epoch + 1}; the checkpoint holds epoch {len(record.epochs)}"
@@ -170,7 +190,19 @@ def summarize_metrics(record: RunRecord, mem_method: str) -> dict[str, Any]:
         "epochs_done": len(record.epochs),
     }
     metrics.update({k: last[k] for k in ("val_loss", "val_acc", "val_ppl") if k in last})
+    metrics.update({k: v for k, v in last.items() if k.startswith("true_")})  # ground truth (NAS-Bench-201)
+    # included in search_device_hours: the cost of measuring the Hessian eigenvalue (collapse metrics)
+    metrics["hessian_device_hours"] = sum(e.get("hessian_seconds", 0.0) for e in record.epochs) / 3600.0 * device_count
+    if record.metrics.get("early_stopped"):
+        metrics.update({k: v for k, v in record.metrics.items() if k.startswith("early_stop")})
     return metrics
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` atomically: a crash mid-write leaves the previous checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
@@ -178,9 +210,11 @@ def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
     for key in ("train_loss", "arch_loss", "val_loss"):
         if key in stats:
             parts.append(f"{key} {stats[key]:.4f}")
-    key = "val_acc" if metric == "acc" else "val_ppl"
-    if key in stats:
-        parts.append(f"{key} {stats[key]:.2f}")
+    for key in ("val_acc" if metric == "acc" else "val_ppl", "true_test_acc"):
+        if key in stats:
+            parts.append(f"{key} {stats[key]:.2f}")
+    if "hessian_eig" in stats:
+        parts.append(f"hessian_eig {stats['hessian_eig']:.4g}")
     parts.append(f"{stats['seconds']:.1f}s")
     parts.append(f"peak {stats['peak_mem_mib']:.0f} MiB")
     return " | ".join(parts)

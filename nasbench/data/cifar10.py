@@ -5,12 +5,14 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasbench.data.streams import epoch_generator
+from nasbench.data import builtin_path
+from nasbench.data.streams import SearchData, epoch_generator
 from nasbench.errors import UserError
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -145,3 +147,30 @@ class ImageStream:
             if self.train:
                 images = augment(images, gen)
             yield normalize(images), self.labels[idx]
+
+
+def cifar10_search_data(
+    path: str | None, train_cfg: Any, device: torch.device, seed: int, download: bool = False
+) -> SearchData:
+    """The DARTS search splits of the CIFAR-10 training set (``path=None``: the built-in slice).
+
+    ``train_cfg`` is the run's ``TrainConfig`` (batch size, train portion); the test set is never read.
+    """
+    root = Path(path) if path else builtin_path("cifar10-mini")
+    if download:
+        if not path:
+            raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
+        download_cifar10(root)
+    images, labels = load_cifar10(root, "train")
+    split = int(len(images) * train_cfg.train_portion)  # reference code: first part w, rest alpha
+    images, labels = images.to(device), labels.to(device)
+    b = train_cfg.batch_size
+    what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
+    return SearchData(
+        description=f"{what}: {split} images train the weights, {len(images) - split} the architecture",
+        source=str(root),
+        train=ImageStream(images[:split], labels[:split], b, seed, stream=0, train=True),
+        val=ImageStream(images[split:], labels[split:], b, seed, stream=1, train=True),
+        score=ImageStream(images[split:], labels[split:], b, seed, stream=2, train=False),
+        info={"num_classes": 10},
+    )

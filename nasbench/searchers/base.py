@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -12,7 +13,7 @@ import torch
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.genotype import Genotype
-from nasbench.spaces.base import Batch, SearchSpace, Supernet
+from nasbench.spaces.base import Batch, Network, SearchSpace, Supernet
 
 
 class Searcher(ABC):
@@ -50,14 +51,7 @@ class Searcher(ABC):
     def score(self, batches: Iterable[Batch]) -> dict[str, float]:
         """The supernet's loss and metric on the architecture split (eval mode, no gradients)."""
         assert self.model is not None, "searchers without a supernet override score()"
-        self.model.eval()
-        totals: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            for batch in batches:
-                for key, value in self.model.evaluate(batch).items():
-                    totals[key] = totals[key] + value if key in totals else value
-        self.model.train()
-        return summarize_scores({k: float(v) for k, v in totals.items()})
+        return network_scores(self.model, batches)
 
     def epoch_extras(self) -> dict[str, Any]:
         """Extra per-epoch record content; by default the normalised architecture weights per cell."""
@@ -72,6 +66,18 @@ class Searcher(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def network_scores(network: Network, batches: Iterable[Batch]) -> dict[str, float]:
+    """``network``'s loss and metric over ``batches`` (eval mode, no gradients; train mode afterwards)."""
+    network.eval()
+    totals: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for batch in batches:
+            for key, value in network.evaluate(batch).items():
+                totals[key] = totals[key] + value if key in totals else value
+    network.train()
+    return summarize_scores({k: float(v) for k, v in totals.items()})
+
+
 def summarize_scores(totals: dict[str, float]) -> dict[str, float]:
     """Sums from ``Supernet.evaluate`` -> ``val_loss`` and ``val_acc`` (%) or ``val_ppl``."""
     count = max(totals.get("count", 0.0), 1.0)
@@ -82,6 +88,21 @@ def summarize_scores(totals: dict[str, float]) -> dict[str, float]:
     else:
         out["val_ppl"] = math.exp(min(val_loss, 700.0))
     return out
+
+
+@contextlib.contextmanager
+def batch_lr(optimizer: torch.optim.Optimizer, batch: Batch) -> Iterator[None]:
+    """Scale ``optimizer``'s learning rates by the batch's ``lr_scale`` within the context (no change for
+    batches without one). PTB windows of variable length ask for lr * seq_len / bptt (DARTS' RNN search)."""
+    scale = float(getattr(batch, "lr_scale", 1.0))
+    base = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, base):
+            group["lr"] = lr
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:

@@ -86,6 +86,26 @@ class Supernet(Network):
     def derive(self) -> Genotype:
         """The discrete genotype that the current architecture parameters select."""
 
+    def use_genotype(self, genotype: Genotype | None) -> None:
+        """From now on compute only ``genotype``'s path (``None``: the alpha mixture again).
+
+        On the path every edge of the genotype applies its one op with weight 1 and each node sums its
+        genotype inputs; edges and ops outside the genotype are not computed, and the architecture
+        parameters are not used (so get no gradient), which keeps memory at that of one discrete network.
+        Random search with weight sharing trains and scores the shared weights this way."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot compute a single genotype's path yet (Supernet.use_genotype)"
+        )
+
+    @contextlib.contextmanager
+    def single_path(self, genotype: Genotype) -> Iterator[None]:
+        """``use_genotype(genotype)`` within the context, then the mixture again."""
+        self.use_genotype(genotype)
+        try:
+            yield
+        finally:
+            self.use_genotype(None)
+
 
 @dataclass(frozen=True)
 class SupernetOptions:
@@ -133,6 +153,11 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def parse_genotype(self, text: str) -> Genotype: ...
+
+    def ground_truth(self, genotype: Genotype) -> dict[str, float] | None:
+        """Known true scores of a genotype, keys starting with ``true_`` (NAS-Bench-201's look-up of
+        ``true_test_acc``); the runner records them per epoch and in ``metrics``. None: not known."""
+        return None
 
     def genotype(self, name_or_text: str) -> Genotype:
         """A published genotype by name (e.g. ``DARTS_V2``), or one given as text."""

@@ -9,15 +9,13 @@ operations weighted by softmax(alpha); its output concatenates the four nodes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.data import builtin_path
-from nasbench.data.cifar10 import ImageStream, download_cifar10, load_cifar10
+from nasbench.data.cifar10 import cifar10_search_data
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
@@ -74,6 +72,16 @@ class MixedOp(nn.Module):
         part, part_relu = x[:, : self.mixed_channels], x_relu[:, : self.mixed_channels]
         w = weights[self.columns]
         out = sum(w[i] * op(part_relu if relu else part) for i, (op, relu) in enumerate(zip(self.ops, self.relu_input)))
+        return self._join(out, x)
+
+    def single(self, x: torch.Tensor, x_relu: torch.Tensor, op: str) -> torch.Tensor:
+        """Only the op named ``op``, with weight 1 (a single path of random search with weight sharing)."""
+        i = self.names.index(op)
+        out = self.ops[i](x_relu[:, : self.mixed_channels] if self.relu_input[i] else x[:, : self.mixed_channels])
+        return self._join(out, x)
+
+    def _join(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # out: the mixed channels' result; x: the edge input, whose other channels bypass the ops
         if self.partial == 1:
             return out
         rest = x[:, self.mixed_channels :]
@@ -96,17 +104,29 @@ class SearchCell(nn.Module):
         )
 
     def forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_weights: torch.Tensor | None
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: torch.Tensor | None,
+        edge_weights: torch.Tensor | None,
+        path: dict[int, str] | None = None,
     ) -> torch.Tensor:
-        # weights: [14, 8] op mixture per edge; edge_weights: [14] PC-DARTS edge normalisation or None
+        # weights: [14, 8] op mixture per edge; edge_weights: [14] PC-DARTS edge normalisation or None;
+        # path: edge row -> op of a single genotype (weights unused), or None for the mixture
         states = [self.pre0(F.relu(s0)), self.pre1(F.relu(s1))]
         relus = [F.relu(s) for s in states]  # once per node, shared by every op on every outgoing edge
         row = 0
         for dst in range(N_INPUTS, N_INPUTS + self.nodes):
             terms = []
             for src in range(dst):
-                y = self.edges[row](states[src], relus[src], weights[row])
-                terms.append(y if edge_weights is None else edge_weights[row] * y)
+                if path is not None:
+                    if row in path:  # edges outside the genotype are not computed
+                        edge = cast(MixedOp, self.edges[row])
+                        terms.append(edge.single(states[src], relus[src], path[row]))
+                else:
+                    assert weights is not None
+                    y = self.edges[row](states[src], relus[src], weights[row])
+                    terms.append(y if edge_weights is None else edge_weights[row] * y)
                 row += 1
             states.append(sum(terms))
             if dst < N_INPUTS + self.nodes - 1:
@@ -124,6 +144,7 @@ class CnnSupernet(Supernet):
                 "change space.channels or the searcher's partial_channels"
             )
         self.cfg, self.options = cfg, options
+        self._path: dict[str, dict[int, str]] | None = None  # see use_genotype
         c_stem = cfg.stem_multiplier * cfg.channels
         self.stem = conv_bn(3, c_stem, 3, 1, 1, True)
         c_pp, c_p, c = c_stem, c_stem, cfg.channels
@@ -147,14 +168,38 @@ class CnnSupernet(Supernet):
             return None
         return edge_softmax(getattr(self, f"beta_{cell}"), N_INPUTS, self.cfg.nodes)
 
+    def use_genotype(self, genotype: Genotype | None) -> None:
+        if genotype is None:
+            self._path = None
+            return
+        rows = {pair: row for row, pair in enumerate(edge_index(N_INPUTS, self.cfg.nodes))}
+        nodes = set(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
+        path = {}
+        for cell in CELLS:
+            edges = genotype.cell(cell)
+            bad = [e for e in edges if (e.src, e.dst) not in rows or e.op not in CNN_OP_NAMES or e.op == "none"]
+            if bad or {e.dst for e in edges} != nodes:
+                raise UserError(
+                    f"genotype {cell} cell {list(edges)} is no single path of this supernet: every node "
+                    f"{sorted(nodes)} needs an input edge, each an op other than none from an earlier node"
+                )
+            path[cell] = {rows[(e.src, e.dst)]: e.op for e in edges}
+        self._path = path
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 3, 32, 32] -> logits [B, num_classes]
-        mix = {cell: torch.softmax(getattr(self, f"alpha_{cell}"), dim=-1) for cell in CELLS}
-        edge = {cell: self._edge_weights(cell) for cell in CELLS}
+        mix: dict[str, torch.Tensor | None]
+        edge: dict[str, torch.Tensor | None]
+        if self._path is None:
+            mix = {cell: torch.softmax(getattr(self, f"alpha_{cell}"), dim=-1) for cell in CELLS}
+            edge = {cell: self._edge_weights(cell) for cell in CELLS}
+        else:  # a single path (use_genotype): the architecture parameters are not used
+            mix, edge = dict.fromkeys(CELLS), dict.fromkeys(CELLS)
+        path = self._path or {}
         s0 = s1 = self.stem(x)
         for layer in self.cells:
             cell = "reduce" if layer.reduction else "normal"
-            s0, s1 = s1, layer(s0, s1, mix[cell], edge[cell])
+            s0, s1 = s1, layer(s0, s1, mix[cell], edge[cell], path.get(cell))
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -236,25 +281,7 @@ class CnnSpace(SearchSpace):
     def load_data(
         self, path: str | None, cfg: Any, device: torch.device, seed: int, download: bool = False
     ) -> SearchData:
-        train_cfg = cfg.train
-        root = Path(path) if path else builtin_path("cifar10-mini")
-        if download:
-            if not path:
-                raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
-            download_cifar10(root)
-        images, labels = load_cifar10(root, "train")
-        split = int(len(images) * train_cfg.train_portion)  # reference code: first part w, rest alpha
-        images, labels = images.to(device), labels.to(device)
-        b = train_cfg.batch_size
-        what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
-        return SearchData(
-            description=f"{what}: {split} images train the weights, {len(images) - split} the architecture",
-            source=str(root),
-            train=ImageStream(images[:split], labels[:split], b, seed, stream=0, train=True),
-            val=ImageStream(images[split:], labels[split:], b, seed, stream=1, train=True),
-            score=ImageStream(images[split:], labels[split:], b, seed, stream=2, train=False),
-            info={"num_classes": 10},
-        )
+        return cifar10_search_data(path, cfg.train, device, seed, download)
 
     def supernet(self, cfg: CnnConfig, data: SearchData, options: SupernetOptions) -> CnnSupernet:
         return CnnSupernet(cfg, data.info["num_classes"], options)

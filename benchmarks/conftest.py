@@ -1,0 +1,146 @@
+"""Shared pieces of the benchmark suite: the machine's matmul ceiling, step measurement, the summary.
+
+Run with ``pytest benchmarks/ --benchmark-only``. Each benchmark stores in ``extra_info`` the step's
+peak memory, its multiply-adds (torch's FLOP counter on the forward; a backward is counted as twice its
+forward, because torch's counter over-counts the backward of grouped convolutions), the achieved
+GFLOP/s and that as a fraction of a dense float32 matmul timed in the same session. At the end a
+summary is printed and saved under ``results/benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nasbench.metrics.cost import PhaseMeter, current_rss_kib
+from nasbench.provenance import device_name, git_commit
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
+SUMMARY: dict[str, dict[str, Any]] = {}  # benchmark id -> its extra_info and median seconds
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "paper_shape: the papers' supernet shape (tens of seconds per step on a CPU)")
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@pytest.fixture(scope="session")
+def matmul_gflops(device: torch.device) -> float:
+    """Dense float32 matmul throughput of this machine, measured now (GFLOP/s, median of 5)."""
+    n = 4096 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    times = []
+    for _ in range(5):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - start)
+    gflops = 2 * n**3 / statistics.median(times) / 1e9
+    SUMMARY["matmul"] = {"gflops": gflops, "n": n}
+    return gflops
+
+
+def forward_macs(fn: Callable[[], Any]) -> float:
+    """Multiply-adds of one call of ``fn`` (a forward pass), by torch's FLOP counter (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        fn()
+    return counter.get_total_flops() / 2
+
+
+def measure(
+    benchmark: Any,
+    key: str,
+    fn: Callable[[], Any],
+    device: torch.device,
+    matmul_gflops: float,
+    macs: float,
+    rounds: int,
+    **info: Any,
+) -> None:
+    """Time ``fn`` (one warm-up round, then ``rounds``), measure one call's peak memory, and record both."""
+    fn()  # warm-up outside the timer: allocator, kernels, lazy state
+    with PhaseMeter(device) as meter:
+        fn()
+    rss = current_rss_kib()
+
+    def timed() -> None:
+        fn()
+        sync(device)
+
+    benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=0)
+    median_s = benchmark.stats.stats.median
+    achieved = 2 * macs / median_s / 1e9
+    extra = {
+        "peak_mem_mib": meter.peak_mem_mib,
+        "peak_mem_method": meter.method,
+        "process_rss_mib": (rss or 0) / 1024,
+        "macs": macs,
+        "gflops": achieved,
+        "matmul_fraction": achieved / matmul_gflops,
+        **info,
+    }
+    benchmark.extra_info.update(extra)
+    SUMMARY[key] = {"median_s": median_s, **extra}
+
+
+def _ratio(a: str, b: str, field: str) -> float | None:
+    if a in SUMMARY and b in SUMMARY:
+        return SUMMARY[a][field] / SUMMARY[b][field]
+    return None
+
+
+def summary() -> dict[str, Any]:
+    steps = {k: v for k, v in SUMMARY.items() if k.startswith("step/")}
+    fastest = min((v["median_s"] / v["samples"] for v in steps.values() if v.get("samples")), default=None)
+    data = SUMMARY.get("data/cifar10")
+    return {
+        "darts2_over_darts1_step_time_paper": _ratio("step/darts2-cnn-paper", "step/darts1-cnn-paper", "median_s"),
+        "darts2_over_darts1_step_time_small": _ratio("step/darts2-cnn-small", "step/darts1-cnn-small", "median_s"),
+        "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
+            "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
+        ),
+        "pcdarts_over_darts1_peak_mem_small": _ratio("step/pcdarts-cnn-small", "step/darts1-cnn-small", "peak_mem_mib"),
+        "data_over_fastest_step_samples_per_s": (data["samples_per_s"] * fastest if data and fastest else None),
+        "matmul_fraction": {k: round(v["matmul_fraction"], 4) for k, v in SUMMARY.items() if "matmul_fraction" in v},
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if len(SUMMARY) <= 1:
+        return
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = device_name(device)
+    out = {
+        "machine": {"device": name, "platform": platform.platform(), "torch": torch.__version__},
+        "commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "summary": summary(),
+        "benchmarks": SUMMARY,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in (name if device.type == "cuda" else "cpu")).strip("-").lower()
+    path = RESULTS / f"{slug}.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"\nbenchmark summary ({path}):\n" + json.dumps(out["summary"], indent=1))

@@ -1,0 +1,175 @@
+"""Penn Treebank (Mikolov's preprocessing) as token tensors, and the BPTT windows of the DARTS RNN search.
+
+A corpus folder holds ``train.txt``, ``valid.txt`` and ``test.txt``, one sentence a line; every line ends
+with an ``<eos>`` token. The vocabulary is that of ``train.txt`` in order of first appearance. Words of
+``valid.txt``/``test.txt`` outside it become ``<unk>`` when the corpus has that token (Mikolov's files
+do, for rare words); without ``<unk>`` such a word is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nasbench.data.streams import epoch_generator
+from nasbench.errors import UserError
+
+SPLITS = ("train", "valid", "test")
+EOS = "<eos>"
+UNK = "<unk>"
+HALF_WINDOW_PROB = 0.05  # DARTS / AWD-LSTM: a window is bptt / 2 long with probability 0.05
+
+
+def tokenize(text: str) -> list[str]:
+    """Words of each line (split on whitespace), each line closed by ``<eos>``; blank lines give ``<eos>``."""
+    words: list[str] = []
+    for line in text.splitlines():
+        words.extend(line.split())
+        words.append(EOS)
+    return words
+
+
+def build_vocab(words: list[str]) -> dict[str, int]:
+    """Word -> index, in order of first appearance."""
+    vocab: dict[str, int] = {}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    return vocab
+
+
+def encode(words: list[str], vocab: dict[str, int], where: str) -> tuple[torch.Tensor, int]:
+    """Token ids [N] (int64) and how many words were mapped to ``<unk>``."""
+    unk = vocab.get(UNK)
+    ids, n_unk = [], 0
+    for word in words:
+        index = vocab.get(word)
+        if index is None:
+            if unk is None:
+                raise UserError(
+                    f"{where}: word {word!r} is not in the vocabulary of train.txt, and the corpus has no "
+                    f"{UNK} token to map it to; replace rare words by {UNK} (Mikolov's preprocessing)"
+                )
+            index, n_unk = unk, n_unk + 1
+        ids.append(index)
+    return torch.tensor(ids, dtype=torch.long), n_unk
+
+
+@dataclass(frozen=True)
+class Corpus:
+    words: tuple[str, ...]  # index -> word
+    train: torch.Tensor  # [N_train] token ids
+    valid: torch.Tensor  # [N_valid]
+    test: torch.Tensor  # [N_test]
+    unk_mapped: dict[str, int]  # split -> words outside train's vocabulary that became <unk>
+
+
+def load_corpus(root: Path) -> Corpus:
+    root = Path(root)
+    missing = [f"{split}.txt" for split in SPLITS if not (root / f"{split}.txt").is_file()]
+    if missing:
+        raise UserError(
+            f"PTB folder {root} lacks {', '.join(missing)}: it needs train.txt, valid.txt and test.txt "
+            "(one sentence a line); leave out --data to use the built-in slice"
+        )
+    words = {}
+    for split in SPLITS:
+        path = root / f"{split}.txt"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path} is not UTF-8 text ({exc})") from None
+        if not text.split():
+            raise UserError(f"{path} is empty: it needs one sentence a line")
+        words[split] = tokenize(text)
+    vocab = build_vocab(words["train"])
+    ids = {split: encode(words[split], vocab, str(root / f"{split}.txt")) for split in SPLITS}
+    return Corpus(
+        words=tuple(vocab),
+        train=ids["train"][0],
+        valid=ids["valid"][0],
+        test=ids["test"][0],
+        unk_mapped={split: ids[split][1] for split in SPLITS},
+    )
+
+
+def batchify(tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """[N] -> [N // B, B]: the stream cut into B contiguous columns (the remainder is dropped), so that
+    row t holds token t of every column and a window of rows continues each column's text."""
+    rows = len(tokens) // batch_size
+    if rows < 2:
+        raise UserError(
+            f"{len(tokens)} tokens make fewer than 2 rows of batch size {batch_size}; lower --set batch_size=N"
+        )
+    return tokens[: rows * batch_size].view(batch_size, rows).t().contiguous()
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """One BPTT window. A model with a carried hidden state keeps one per ``split``."""
+
+    inputs: torch.Tensor  # [T, B] token ids
+    targets: torch.Tensor  # [T, B] the next token of each input
+    split: str  # whose carried hidden state this window continues: "train", "val" or "score"
+    first: bool  # the first window of an epoch: the carried state restarts from zeros
+    lr_scale: float  # seq_len / bptt: DARTS scales the weight step's learning rate by it
+    regularize: bool  # add the activation regularisers (weight-training windows only, as DARTS does)
+
+
+class TextStream:
+    """Consecutive BPTT windows over a batchified token stream [rows, B].
+
+    ``variable``: the weight split; each window is ``bptt`` long, or ``bptt // 2`` with probability 0.05,
+    drawn from a generator fixed by (seed, epoch, stream). Otherwise windows are ``bptt`` long (the last
+    one shorter). ``windows``: a fixed number of windows per epoch, wrapping around the data (the
+    architecture split, which DARTS walks in step with the larger weight split); by default one pass.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        bptt: int,
+        seed: int,
+        stream: int,
+        split: str,
+        variable: bool = False,
+        windows: int | None = None,
+    ) -> None:
+        if bptt < 2:
+            raise UserError(f"bptt={bptt}: windows need at least 2 tokens")
+        self.data, self.bptt, self.seed, self.stream, self.split = data, bptt, seed, stream, split
+        self.variable, self.windows = variable, windows
+        self.span = data.shape[0] - 1  # positions that have a next token
+
+    @property
+    def samples_per_batch(self) -> int:
+        return int(self.data.shape[1])
+
+    def __len__(self) -> int:
+        if self.windows is not None:
+            return self.windows
+        if self.variable:  # counted at full length, so that every epoch has the same number of steps
+            return max(self.span // self.bptt, 1)
+        return -(-self.span // self.bptt)
+
+    def epoch(self, epoch: int) -> Iterator[TextBatch]:
+        gen = epoch_generator(self.seed, epoch, self.stream, torch.device("cpu")) if self.variable else None
+        pos = 0
+        for k in range(len(self)):
+            if pos >= self.span:
+                pos = 0  # only the wrapping (architecture) stream gets here
+            length = self.bptt
+            if gen is not None and float(torch.rand((), generator=gen)) < HALF_WINDOW_PROB:
+                length = self.bptt // 2
+            length = min(length, self.span - pos)
+            yield TextBatch(
+                inputs=self.data[pos : pos + length],
+                targets=self.data[pos + 1 : pos + 1 + length],
+                split=self.split,
+                first=k == 0,
+                lr_scale=length / self.bptt if self.variable else 1.0,
+                regularize=self.variable,
+            )
+            pos += length

@@ -1,0 +1,157 @@
+"""CIFAR-10 evaluation of a DARTS CNN genotype (Liu et al. 2019, sec. 3.2 and A.2): the test accuracy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nasbench.data import builtin_path
+from nasbench.data.cifar10 import ImageStream, download_cifar10, load_cifar10
+from nasbench.data.streams import epoch_generator
+from nasbench.errors import UserError
+from nasbench.eval.trainer import EvalTask, NonFiniteLoss
+from nasbench.genotype import Genotype
+from nasbench.metrics.flops import count_mult_adds, params_m
+from nasbench.runner import SYNC_EVERY
+from nasbench.searchers.base import cosine_lr
+from nasbench.spaces.cnn_network import CnnNetwork
+
+
+@dataclass(frozen=True)
+class CnnEvalConfig:
+    """Training from scratch; defaults are the DARTS CIFAR-10 evaluation (Liu et al. 2019, sec. A.2)."""
+
+    layers: int = 20  # A.2: a network of 20 cells
+    channels: int = 36  # A.2: 36 initial channels
+    epochs: int = 600  # A.2: 600 epochs
+    batch_size: int = 96  # A.2: batch size 96
+    lr: float = 0.025  # reference code: SGD, lr 0.025 cosine-annealed to 0
+    lr_min: float = 0.0
+    momentum: float = 0.9  # reference code: momentum 0.9
+    weight_decay: float = 3e-4  # reference code: weight decay 3e-4
+    grad_clip: float = 5.0  # reference code: gradient norm clipped at 5
+    cutout: int = 16  # A.2: cutout of length 16 (0: none)
+    drop_path: float = 0.2  # A.2: path dropout 0.2; reference code raises it linearly from 0 over the epochs
+    auxiliary_weight: float = 0.4  # A.2: auxiliary tower with weight 0.4 (0: no auxiliary head)
+    steps_per_epoch: int = 0  # 0: one pass over the training set per epoch; N > 0: at most N steps
+    test_batches: int = 0  # 0: the whole test split; N > 0: its first N batches
+
+    def check(self) -> None:
+        if self.layers < 3 or self.channels < 2 or self.channels % 2 or self.epochs < 1 or self.batch_size < 1:
+            raise UserError(
+                f"eval config layers={self.layers}, channels={self.channels}, epochs={self.epochs}, "
+                f"batch_size={self.batch_size}: need layers >= 3, an even channels >= 2, epochs and batch_size >= 1"
+            )
+
+
+def cutout(images: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero one ``length`` x ``length`` square per image (DeVries & Taylor 2017), centred uniformly in the
+    image and clipped at its border. images: [B, C, H, W], already normalised, so zero is the data mean,
+    as in the reference code, which applies cutout after normalisation."""
+    if length <= 0:
+        return images
+    b, _, h, w = images.shape
+    dev = images.device
+    cy = torch.randint(0, h, (b, 1), generator=gen, device=dev)
+    cx = torch.randint(0, w, (b, 1), generator=gen, device=dev)
+    rows = torch.arange(h, device=dev)[None, :]  # [1, H]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= cy - length // 2) & (rows < cy + length // 2)  # [B, H]
+    in_cols = (cols >= cx - length // 2) & (cols < cx + length // 2)  # [B, W]
+    square = in_rows[:, :, None] & in_cols[:, None, :]  # [B, H, W]
+    return images.masked_fill(square[:, None], 0.0)
+
+
+class CnnEvalTask(EvalTask):
+    space = "cnn"
+    metric = "test_acc"
+    config_cls = CnnEvalConfig
+    presets = {
+        "paper": {},
+        # A 2-core CPU budget on the built-in slice (5,085 training images): 8 cells, 16 channels, 3 epochs.
+        "small": {"layers": 8, "channels": 16, "epochs": 3, "batch_size": 64},
+        # Seconds, for tests.
+        "tiny": {"layers": 3, "channels": 4, "epochs": 2, "batch_size": 8, "steps_per_epoch": 2, "test_batches": 2},
+    }
+
+    def __init__(
+        self, genotype: Genotype, cfg: CnnEvalConfig, device: torch.device, seed: int, path: str | None, download: bool
+    ) -> None:
+        """The whole CIFAR-10 training split trains the network; the test split scores it."""
+        root = Path(path) if path else builtin_path("cifar10-mini")
+        if download:
+            if not path:
+                raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
+            download_cifar10(root)
+        images, labels = load_cifar10(root, "train")
+        test_images, test_labels = load_cifar10(root, "test")
+        b = cfg.batch_size
+        self.train = ImageStream(images.to(device), labels.to(device), b, seed, stream=0, train=True)
+        self.test_stream = ImageStream(test_images.to(device), test_labels.to(device), b, seed, stream=1, train=False)
+        what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
+        self.description = f"{what}: {len(images)} training images train the network, {len(test_images)} test images"
+        self.cfg, self.seed, self.device = cfg, seed, device
+        self.net = CnnNetwork(genotype, cfg.channels, cfg.layers, num_classes=10, auxiliary=cfg.auxiliary_weight > 0)
+        self.net.auxiliary_weight = cfg.auxiliary_weight
+        self.net.to(device)
+        self.opt = torch.optim.SGD(
+            self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+
+    def size(self) -> dict[str, float]:
+        self.net.eval()  # the auxiliary head runs in training only; params_m leaves it out
+        macs = count_mult_adds(self.net, (torch.zeros(1, 3, 32, 32, device=self.device),))["forward_mult_adds"]
+        self.net.train()
+        return {"params_m": params_m(self.net), "mult_adds_m": macs / 1e6}
+
+    def train_epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
+        """SGD with cutout, drop-path (rising linearly from 0) and the auxiliary loss."""
+        cfg, net = self.cfg, self.net
+        net.train()
+        net.drop_path_prob = cfg.drop_path * epoch / cfg.epochs
+        lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        n = min(len(self.train), cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else len(self.train)
+        gen = epoch_generator(self.seed, epoch, stream=9, device=self.device)  # cutout's own stream
+        total = torch.zeros((), device=self.device)
+        bar = tqdm(total=n, desc=f"eval epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for i, (images, labels) in enumerate(islice(self.train.epoch(epoch), n)):
+            self.opt.zero_grad(set_to_none=True)
+            loss = net.loss((cutout(images, cfg.cutout, gen), labels))
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            self.opt.step()
+            total += loss.detach()
+            if (i + 1) % SYNC_EVERY == 0 or i + 1 == n:
+                mean = float(total) / (i + 1)
+                if not math.isfinite(mean):
+                    raise NonFiniteLoss(f"the training loss became non-finite by step {i + 1} of epoch {epoch + 1}")
+                bar.set_postfix(train_loss=f"{mean:.3f}")
+            bar.update(1)
+        bar.close()
+        return {"train_loss": float(total) / max(n, 1), "lr": lr, "drop_path_prob": net.drop_path_prob}
+
+    @torch.no_grad()
+    def test(self) -> dict[str, float]:
+        self.net.eval()
+        totals: dict[str, float] = {}
+        for batch in islice(self.test_stream.epoch(0), self.cfg.test_batches or None):
+            for key, value in self.net.evaluate(batch).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        count = max(totals.get("count", 0.0), 1.0)
+        return {"test_loss": totals["loss_sum"] / count, "test_acc": 100.0 * totals["correct"] / count}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])

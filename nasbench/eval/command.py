@@ -1,0 +1,124 @@
+"""``python -m nasbench eval``: flags -> an EvalConfig and a genotype (from a run record or by name) -> trainer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasbench.config import parse_set_flags
+from nasbench.errors import UserError
+from nasbench.eval.cnn import CnnEvalTask
+from nasbench.eval.rnn import RnnEvalTask
+from nasbench.eval.trainer import (
+    EvalTask,
+    attach_to_search_record,
+    eval_run_dir,
+    evaluate,
+    new_eval_record,
+    resolve_eval_config,
+)
+from nasbench.registry import SPACES
+from nasbench.results import RunRecord
+from nasbench.runner import RECORD, find_resumable, resolve_device
+
+
+def add_eval_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="train a found (or published) architecture from scratch and test it")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--record", help="a search's record.json: evaluate its genotype; the record gains test_acc or test_ppl"
+    )
+    source.add_argument("--genotype", help="a published genotype by name (e.g. DARTS_V2) or genotype text")
+    p.add_argument("--space", help="search space of --genotype (default: cnn, or the record's)")
+    p.add_argument("--preset", help="paper | small | tiny (default: paper on a GPU, small on a CPU)")
+    p.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="CIFAR-10 or PTB folder (default: the built-in slice shipped with nasbench)")
+    p.add_argument("--download", action="store_true", help="download the full data set into --data first")
+    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
+    p.add_argument("--out", default="runs", help="folder for evaluation records and checkpoints (default: runs)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="e.g. --set layers=8")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="RUN_DIR",
+        help="continue an interrupted evaluation: the newest unfinished one matching the flags, or RUN_DIR",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _source(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(space name, genotype text, short name for the folder) from --record or --genotype."""
+    if args.record:
+        search = RunRecord.load(Path(args.record))
+        if search.status != "completed" or not search.genotype:
+            raise UserError(f"{args.record}: the search did not complete (status {search.status}); no genotype")
+        if args.space and args.space != search.space:
+            raise UserError(f"--space {args.space} disagrees with the record's space {search.space}")
+        return search.space, search.genotype, Path(args.record).resolve().parent.name
+    if not args.genotype:
+        raise UserError("say what to evaluate: --record PATH/record.json or --genotype NAME (e.g. DARTS_V2)")
+    space = args.space or "cnn"
+    name = args.genotype if args.genotype in SPACES.get(space).published else "custom"
+    return space, args.genotype, name
+
+
+def _task(space: str) -> type[EvalTask]:
+    tasks: dict[str, type[EvalTask]] = {"cnn": CnnEvalTask, "rnn": RnnEvalTask}
+    if space not in tasks:
+        raise UserError(f"evaluation of the {space} space is not available; spaces with one: {', '.join(tasks)}")
+    return tasks[space]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    if args.resume:  # an evaluation folder named: everything else comes from its record
+        run_dir = Path(args.resume)
+        record = RunRecord.load(run_dir / RECORD)
+        space_name, name = record.space, run_dir.name
+    else:
+        space_name, genotype_text, name = _source(args)
+    task_cls = _task(space_name)
+    space = SPACES.get(space_name)()
+    resume = args.resume is not None
+    if resume:
+        if not args.resume:
+            run_dir = find_resumable(Path(args.out), f"eval-{name}", space_name, preset, args.seed)
+            record = RunRecord.load(run_dir / RECORD)
+        cfg = task_cls.config_cls(**record.config["eval"])
+        print(f"resuming {run_dir} with its stored configuration")
+    else:
+        cfg = resolve_eval_config(task_cls, preset, args.epochs, parse_set_flags(args.set))
+        text = space.format_genotype(space.genotype(genotype_text))
+        search = str(Path(args.record).resolve()) if args.record else None
+        record = new_eval_record(space_name, cfg, text, search or genotype_text, search, preset, args.seed, device)
+        run_dir = eval_run_dir(Path(args.out), space_name, name, preset, args.seed)
+    genotype = space.genotype(record.genotype or "")
+    print(f"nasbench eval: {record.config['source']} on {space_name}, preset {record.preset}, seed {record.seed}")
+
+    def build() -> EvalTask:
+        return task_cls(genotype, cfg, device, record.seed, args.data, args.download)
+
+    try:
+        record = evaluate(record, build, cfg.epochs, run_dir, device, resume=resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m nasbench eval --resume {run_dir}", file=sys.stderr)
+        return 130
+    if record.status != "completed":
+        print(f"evaluation {record.status}: {record.error}\nrecord: {run_dir / RECORD}", file=sys.stderr)
+        return 1
+    m, metric = record.metrics, task_cls.metric
+    size = f"params {m['params_m']:.2f}M" + (f", {m['mult_adds_m']:.0f}M multiply-adds" if "mult_adds_m" in m else "")
+    print(
+        f"{metric} {m[metric]:.2f}; {size}; {m['eval_device_hours']:.4f} device-hours on "
+        f"{record.provenance['device_name']}, peak memory {m['eval_peak_mem_mib']:.0f} MiB"
+    )
+    print(f"record: {run_dir / RECORD}")
+    if record.config.get("search_record"):
+        attach_to_search_record(Path(record.config["search_record"]), record, metric, run_dir)
+        print(f"search record updated with {metric}: {record.config['search_record']}")
+    return 0

@@ -1,0 +1,197 @@
+"""The evaluation loop shared by every space: train a genotype's discrete network from scratch, then test.
+
+A space's ``EvalTask`` (``nasbench.eval.cnn``, ``nasbench.eval.rnn``) holds the network, data, optimiser
+and protocol; this module runs its epochs with progress, cost accounting, a record and a checkpoint per
+epoch (``runner.save_checkpoint``, ``RunRecord``), resume, and the final test. The test split is read
+here and only here: a search never sees it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from tqdm import tqdm
+
+from nasbench.config import _field_types, parse_value
+from nasbench.errors import UserError
+from nasbench.genotype import Genotype
+from nasbench.metrics.cost import PhaseMeter, current_rss_kib
+from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
+from nasbench.results import RunRecord
+from nasbench.runner import CHECKPOINT, LOG, RECORD, _now, save_checkpoint
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class EvalTask(ABC):
+    """One space's evaluation protocol. Built after ``seed_all``, so its network's initialisation is seeded."""
+
+    space: ClassVar[str]
+    metric: ClassVar[str]  # the record key of the result: "test_acc" (higher is better) or "test_ppl"
+    config_cls: ClassVar[type]  # its fields are ``--set`` keys; must have ``epochs`` and ``check()``
+    presets: ClassVar[dict[str, dict[str, Any]]]  # "paper", "small" (CPU), "tiny" (tests)
+    description: str  # the data, in words
+
+    @abstractmethod
+    def __init__(
+        self, genotype: Genotype, cfg: Any, device: torch.device, seed: int, path: str | None, download: bool
+    ) -> None:
+        """Load the data (``path=None``: the built-in slice) and build the network and optimiser."""
+
+    @abstractmethod
+    def size(self) -> dict[str, float]:
+        """``params_m`` (without auxiliary heads) and, where it applies, ``mult_adds_m`` of one input."""
+
+    @abstractmethod
+    def train_epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
+        """One epoch; returns ``train_loss`` and the epoch's schedule values. Raises ``NonFiniteLoss``."""
+
+    @abstractmethod
+    def test(self) -> dict[str, float]:
+        """``metric`` and ``test_loss`` of the final network on the test split."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def resolve_eval_config(task: type[EvalTask], preset: str, epochs: int | None, set_pairs: dict[str, str]) -> Any:
+    """Paper defaults <- preset <- ``--epochs`` <- ``--set key=value`` (fields of the task's config)."""
+    if preset not in task.presets:
+        raise UserError(f"unknown eval preset {preset!r}; presets: {', '.join(task.presets)}")
+    values = dict(task.presets[preset], **({"epochs": epochs} if epochs is not None else {}))
+    types = _field_types(task.config_cls)
+    for key, text in set_pairs.items():
+        name = key.removeprefix("eval.")
+        if name not in types:
+            raise UserError(f"--set {key}: unknown key {name!r}; allowed keys: {', '.join(sorted(types))}")
+        values[name] = parse_value(text, types[name], key)
+    cfg = task.config_cls(**values)
+    cfg.check()
+    return cfg
+
+
+def eval_run_dir(out: Path, space: str, name: str, preset: str, seed: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / space / f"eval-{name}-{preset}-seed{seed}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return run_dir
+
+
+def new_eval_record(
+    space: str,
+    cfg: Any,
+    genotype_text: str,
+    source: str,
+    search_record: str | None,
+    preset: str,
+    seed: int,
+    device: Any,
+) -> RunRecord:
+    """An evaluation's record: ``source`` says where the genotype came from (a name, text or a record)."""
+    return RunRecord(
+        searcher="eval",
+        space=space,
+        seed=seed,
+        preset=preset,
+        config={"eval": dataclasses.asdict(cfg), "source": source, "search_record": search_record},
+        provenance=provenance(device),
+        data="",
+        genotype=genotype_text,
+        started_at=_now(),
+    )
+
+
+def evaluate(
+    record: RunRecord,
+    build_task: Callable[[], EvalTask],
+    epochs: int,
+    run_dir: Path,
+    device: torch.device,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunRecord:
+    """Train and test; ``record.json`` and ``checkpoint.pt`` are written into ``run_dir`` every epoch."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with (run_dir / LOG).open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        (tqdm.write if progress else echo)(line)
+
+    seed_all(record.seed)
+    baseline_kib = current_rss_kib()
+    task = build_task()
+    start = 0
+    if resume:
+        if not (run_dir / CHECKPOINT).exists():
+            raise UserError(f"cannot resume: {run_dir / CHECKPOINT} does not exist")
+        state = torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=False)
+        task.load_state_dict(state["task"])
+        set_rng_state(state["rng"])
+        record = RunRecord(**state["record"])
+        record.status, record.error, record.finished_at = "running", None, None
+        start = state["epoch"] + 1
+        log(f"resuming after epoch {start} of {epochs}")
+    else:
+        record.data = task.description
+        record.metrics.update(task.size())
+    log(f"data: {task.description}\nrun folder: {run_dir}\nparams {record.metrics['params_m']:.3f}M (no aux head)")
+    epoch = start
+    hours = 1 / 3600 * record.provenance["device_count"]
+    try:
+        for epoch in range(start, epochs):
+            with PhaseMeter(device, baseline_kib) as meter:
+                stats = {"epoch": epoch + 1, **task.train_epoch(epoch, progress)}
+            stats.update(seconds=meter.seconds, peak_mem_mib=meter.peak_mem_mib)
+            record.epochs.append(stats)
+            record.metrics.update(
+                eval_device_hours=sum(e["seconds"] for e in record.epochs) * hours,
+                eval_peak_mem_mib=max(e["peak_mem_mib"] for e in record.epochs),
+                peak_mem_method=meter.method,
+            )
+            shown = " | ".join(f"{k} {v:.4g}" for k, v in stats.items() if k.endswith(("loss", "ppl", "acc")))
+            log(f"eval epoch {epoch + 1}/{epochs} | {shown} | {meter.seconds:.1f}s")
+            record.save(run_dir / RECORD)
+            state = {"epoch": epoch, "task": task.state_dict(), "rng": rng_state(), "record": record.to_dict()}
+            save_checkpoint(state, run_dir / CHECKPOINT)
+        with PhaseMeter(device, baseline_kib) as meter:
+            record.metrics.update(task.test())
+        record.metrics["eval_device_hours"] = record.metrics.get("eval_device_hours", 0.0) + meter.seconds * hours
+        record.metrics["eval_peak_mem_mib"] = max(record.metrics.get("eval_peak_mem_mib", 0.0), meter.peak_mem_mib)
+        record.status = "completed"
+    except KeyboardInterrupt:
+        record.status = "interrupted"
+        record.error = f"interrupted during epoch {epoch + 1}; the checkpoint holds epoch {len(record.epochs)}"
+        raise
+    except NonFiniteLoss as exc:
+        record.status, record.error = "failed", f"{exc}. Lower the learning rate (--set lr=...)."
+    finally:
+        record.finished_at = _now()
+        record.save(run_dir / RECORD)
+    return record
+
+
+def attach_to_search_record(path: Path, evaluation: RunRecord, metric: str, eval_dir: Path) -> None:
+    """The search record gains the test metric, the evaluation's cost and size, and where its record is."""
+    search = RunRecord.load(path)
+    m = evaluation.metrics
+    search.metrics.update({k: m[k] for k in (metric, "eval_device_hours", "eval_peak_mem_mib")})
+    search.metrics.update({f"eval_{k}": m[k] for k in ("params_m", "mult_adds_m") if k in m})
+    search.metrics.update(eval_preset=evaluation.preset, eval_record=str(eval_dir / RECORD))
+    search.save(path)

@@ -1,0 +1,217 @@
+"""Collapse indicators, per search epoch, as pure functions over tensors, genotypes and sequences.
+
+- the dominant eigenvalue of the Hessian of the validation loss w.r.t. the architecture parameters
+  (RobustDARTS: Zela et al., "Understanding and Robustifying DARTS", ICLR 2020, sec. 4), by
+  Hessian-vector products (double backward) and Lanczos;
+- the number of skip connections in the first cell of the derived genotype and the share of
+  parameter-free operations (the DARTS collapse towards skip connections);
+- the mean softmax entropy of the architecture weights per cell type;
+- the DARTS-ES early-stopping rule (RobustDARTS sec. 4.3) over a sequence of eigenvalues.
+
+Only the ``Supernet`` contract is used (``loss`` inside ``frozen_state``, ``arch_parameters``,
+``arch_weights``), so every space gets the same definitions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nasbench.genotype import Genotype
+from nasbench.spaces.base import Batch, Supernet
+
+# Op names that are a skip connection in some space (cnn, nb201: skip_connect; rnn: identity). A space
+# may name its own with a ``skip_ops`` / ``param_free_ops`` class attribute.
+SKIP_OPS = ("skip_connect", "identity")
+PARAM_FREE_OPS = ("skip_connect", "identity", "max_pool_3x3", "avg_pool_3x3", "none")
+
+
+def lanczos_max_eigenvalue(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    *,
+    iters: int,
+    tol: float,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> tuple[float, int]:
+    """The largest eigenvalue of the symmetric operator ``matvec`` on R^dim by Lanczos (with full
+    reorthogonalisation), and the number of products used. Stops after ``iters`` products, when the
+    largest Ritz value changes by less than ``tol`` relatively, or when the Krylov space is exhausted."""
+    q = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
+    basis = [q / q.norm()]  # orthonormal Lanczos vectors, each [dim]
+    diag: list[float] = []
+    off: list[float] = []
+    estimate = float("nan")
+    for i in range(1, min(iters, dim) + 1):
+        w = matvec(basis[-1].to(dtype)).double()  # [dim]
+        diag.append(float(basis[-1] @ w))
+        q_all = torch.stack(basis)  # [i, dim]
+        w = w - q_all.T @ (q_all @ w)
+        w = w - q_all.T @ (q_all @ w)  # twice is enough (Kahan): keeps the basis orthogonal in floats
+        t = torch.diag(torch.tensor(diag, dtype=torch.float64))
+        if off:
+            band = torch.tensor(off, dtype=torch.float64)
+            t = t + torch.diag(band, 1) + torch.diag(band, -1)
+        new = float(torch.linalg.eigvalsh(t)[-1])
+        beta = float(w.norm())
+        converged = i > 1 and abs(new - estimate) <= tol * max(abs(new), 1e-12)
+        estimate = new
+        if converged or beta <= 1e-10 * max(abs(new), 1.0):
+            return estimate, i
+        off.append(beta)
+        basis.append(w / beta)
+    return estimate, min(iters, dim)
+
+
+def hessian_eigenvalue(
+    loss_fn: Callable[[], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    *,
+    iters: int = 10,
+    tol: float = 1e-3,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """Dominant (largest) eigenvalue of the Hessian of ``loss_fn()`` w.r.t. ``params``, and the products used.
+
+    The gradient is built once with ``create_graph=True``; each Hessian-vector product H v is then the
+    gradient of (grad . v), so the operator is the same one for every product."""
+    loss = loss_fn()
+    # a parameter the loss does not use (e.g. the normal cell's alpha in a one-cell network) has zero rows
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True, materialize_grads=True)
+    flat_grad = torch.cat([g.reshape(-1) for g in grads])  # [n_arch]
+    if not flat_grad.requires_grad:  # the loss is linear in params: the Hessian is zero
+        return 0.0, 0
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        parts = torch.autograd.grad(
+            flat_grad, params, grad_outputs=v, retain_graph=True, allow_unused=True, materialize_grads=True
+        )
+        return torch.cat([p.reshape(-1) for p in parts]).detach()
+
+    gen = torch.Generator().manual_seed(seed)
+    return lanczos_max_eigenvalue(
+        hvp, flat_grad.numel(), iters=iters, tol=tol, generator=gen, dtype=flat_grad.dtype, device=flat_grad.device
+    )
+
+
+def supernet_hessian_eigenvalue(
+    model: Supernet, batches: Iterable[Batch], *, iters: int = 10, tol: float = 1e-3, seed: int = 0
+) -> dict[str, float]:
+    """``hessian_eigenvalue`` of the mean loss of ``batches`` w.r.t. the supernet's architecture parameters.
+
+    The measurement leaves the search untouched: carried state (``frozen_state``), buffers (BN running
+    statistics) and the global RNG are restored afterwards. Returns ``hessian_eig``, ``hessian_hvps`` and
+    ``hessian_seconds``."""
+    start = time.perf_counter()
+    batches = list(batches)
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+
+        def loss_fn() -> torch.Tensor:
+            with model.frozen_state():
+                return sum((model.loss(b) for b in batches), torch.zeros((), device=device)) / len(batches)
+
+        eig, hvps = hessian_eigenvalue(loss_fn, model.arch_parameters(), iters=iters, tol=tol, seed=seed)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    return {"hessian_eig": eig, "hessian_hvps": hvps, "hessian_seconds": time.perf_counter() - start}
+
+
+def alpha_entropy(weights: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Mean over edges of the entropy (nats) of each edge's op distribution; weights [n_edges, n_ops]."""
+    out = {}
+    for cell, w in weights.items():
+        p = w.detach().double().clamp_min(0)
+        out[cell] = float(-(p * torch.log(p.clamp_min(1e-300))).sum(dim=-1).mean())
+    return out
+
+
+def skip_count(genotype: Genotype, skip_ops: Sequence[str] = SKIP_OPS) -> int:
+    """Skip connections in the genotype's first cell (the normal cell of the CNN space)."""
+    return sum(e.op in skip_ops for e in genotype.cell(genotype.cell_names[0]))
+
+
+def param_free_share(genotype: Genotype, param_free: Sequence[str] = PARAM_FREE_OPS) -> float:
+    """The share of parameter-free operations over all edges of all cells."""
+    edges = [e for _, cell in genotype.cells for e in cell]
+    return sum(e.op in param_free for e in edges) / max(len(edges), 1)
+
+
+def local_average(values: Sequence[float], end: int, window: int) -> float:
+    """Mean of ``values[end - window + 1 .. end]`` (fewer at the start)."""
+    part = values[max(0, end - window + 1) : end + 1]
+    return sum(part) / len(part)
+
+
+def darts_es_stop(eigenvalues: Sequence[float], factor: float, window: int) -> int | None:
+    """DARTS-ES (RobustDARTS sec. 4.3): after the newest eigenvalue ``i``, stop when the local average
+    over ``window`` values has grown by more than ``factor`` since ``i - window``, i.e.
+    mean(eig[i-w+1..i]) > factor * mean(eig[i-2w+1..i-w]). Returns ``i - window``, the index whose
+    architecture to keep, or None to go on (also while fewer than ``window + 1`` values exist)."""
+    i = len(eigenvalues) - 1
+    if i < window:
+        return None
+    before = local_average(eigenvalues, i - window, window)
+    now = local_average(eigenvalues, i, window)
+    return i - window if now > factor * before else None
+
+
+@dataclass(frozen=True)
+class CollapseSettings:
+    hessian_every: int  # epochs between eigenvalue measurements; 0: never
+    hessian_batches: int
+    hessian_iters: int
+    hessian_tol: float
+
+
+def epoch_collapse_stats(
+    model: Supernet | None,
+    genotype: Genotype,
+    previous_genotype: str | None,
+    genotype_text: str,
+    batches: Iterable[Batch],
+    epoch: int,
+    settings: CollapseSettings,
+    space: Any,
+) -> dict[str, Any]:
+    """The per-epoch collapse record; the eigenvalue only on every ``hessian_every``-th epoch (1-based)."""
+    stats: dict[str, Any] = {
+        "skip_count_normal": skip_count(genotype, getattr(space, "skip_ops", SKIP_OPS)),
+        "param_free_share": param_free_share(genotype, getattr(space, "param_free_ops", PARAM_FREE_OPS)),
+        "genotype_changed": None if previous_genotype is None else genotype_text != previous_genotype,
+    }
+    if model is None:
+        return stats
+    stats["alpha_entropy"] = alpha_entropy(model.arch_weights())
+    every = settings.hessian_every
+    if every > 0 and (epoch + 1) % every == 0:
+        stats.update(
+            supernet_hessian_eigenvalue(model, batches, iters=settings.hessian_iters, tol=settings.hessian_tol)
+        )
+    return stats
+
+
+def early_stop_decision(epochs: Sequence[dict[str, Any]], factor: float, window: int) -> tuple[int, str] | None:
+    """DARTS-ES over a run record's epochs (those with ``hessian_eig``): the index into ``epochs`` of the
+    epoch whose genotype to return, and why; None to go on."""
+    measured = [(i, e["hessian_eig"]) for i, e in enumerate(epochs) if "hessian_eig" in e]
+    keep = darts_es_stop([eig for _, eig in measured], factor, window)
+    if keep is None:
+        return None
+    index = measured[keep][0]
+    now = local_average([eig for _, eig in measured], len(measured) - 1, window)
+    before = local_average([eig for _, eig in measured], keep, window)
+    reason = (
+        f"DARTS-ES: the Hessian eigenvalue's local average (window {window}) grew from {before:.4g} after epoch "
+        f"{epochs[index]['epoch']} to {now:.4g} after epoch {epochs[-1]['epoch']}, more than x{factor:g}; "
+        f"returning the genotype of epoch {epochs[index]['epoch']}"
+    )
+    return index, reason

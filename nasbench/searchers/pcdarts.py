@@ -1,0 +1,88 @@
+"""PC-DARTS (Xu et al., "PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search", ICLR 2020).
+
+First-order DARTS with two switches in the supernet's mixed operations (``SupernetOptions``), which any
+space with mixed operations implements: partial channel connections (sec. 3.2: 1/K of the channels go
+through the mixed operation, the rest bypass it) and edge normalisation (sec. 3.3: a weight beta per
+incoming edge, softmax-normalised per node; the genotype ranks edges by softmax(alpha) x softmax(beta)).
+The architecture is frozen during the first epochs (sec. 4.2), which fetch no architecture-split batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nasbench.config import RunConfig, TrainConfig
+from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
+from nasbench.registry import SPACES
+from nasbench.searchers.darts import DartsConfig, DartsSearcher
+from nasbench.spaces.base import SearchSpace, SupernetOptions
+
+PAPER_WARMUP_EPOCHS, PAPER_EPOCHS = 15, 50  # sec. 4.2: architecture frozen for the first 15 of 50 epochs
+
+
+@dataclass(frozen=True)
+class PcDartsConfig(DartsConfig):
+    partial_channels: int = 4  # sec. 4.2 (CIFAR-10): K = 4, a quarter of the channels is mixed
+    warmup_epochs: int = PAPER_WARMUP_EPOCHS  # sec. 4.2: only the weights are trained in the first 15 epochs
+
+    def check(self) -> None:
+        if self.partial_channels < 1:
+            raise UserError(f"partial_channels={self.partial_channels}: use K >= 1 (1 mixes every channel)")
+        if self.warmup_epochs < 0:
+            raise UserError(f"warmup_epochs={self.warmup_epochs}: use 0 or more")
+
+
+# The paper's CIFAR-10 search protocol (sec. 4.2; the released code's defaults agree). The rest (SGD momentum
+# 0.9, weight decay 3e-4, cosine schedule to 0.001, gradient clip 5, 16 channels, 8 cells) is DARTS'.
+PAPER_CNN: dict[str, dict[str, Any]] = {
+    "train": {
+        "epochs": PAPER_EPOCHS,
+        "batch_size": 256,  # sec. 4.2: batch 256, made affordable by the partial channels
+        "w_lr": 0.1,  # sec. 4.2: initial weight learning rate 0.1
+        "arch_lr": 6e-4,  # sec. 4.2: Adam on alpha and beta, lr 6e-4, betas (0.5, 0.999), weight decay 1e-3
+        "arch_beta1": 0.5,
+        "arch_beta2": 0.999,
+        "arch_weight_decay": 1e-3,
+    }
+}
+
+
+def proportional_warmup(epochs: int) -> int:
+    """The paper's warm-up share (15 of 50 epochs) of a shorter search, leaving at least one epoch that
+    trains the architecture."""
+    return max(0, min(epochs - 1, round(epochs * PAPER_WARMUP_EPOCHS / PAPER_EPOCHS)))
+
+
+class PcDarts(DartsSearcher):
+    summary = "PC-DARTS: partial channel connections and edge normalisation (Xu et al., ICLR 2020)"
+    config_cls = PcDartsConfig
+
+    def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
+        warmup, epochs = cfg.searcher_cfg.warmup_epochs, cfg.train.epochs
+        if warmup >= epochs:
+            raise UserError(
+                f"pcdarts: warmup_epochs={warmup} leaves none of the {epochs} epochs to train the architecture; "
+                f"use --set warmup_epochs=N with N < {epochs} (the paper freezes 15 of 50)"
+            )
+        super().__init__(space, cfg, data, device)
+
+    @classmethod
+    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
+        if preset == "paper":
+            return PAPER_CNN if space == "cnn" else {}
+        # Short presets keep the space's budget and optimisers and freeze the architecture for the same share.
+        epochs = SPACES.get(space).presets[preset].get("train", {}).get("epochs", TrainConfig.epochs)
+        overrides: dict[str, dict[str, Any]] = {"searcher": {"warmup_epochs": proportional_warmup(epochs)}}
+        if space == "cnn" and preset == "tiny":
+            overrides["space"] = {"channels": 8}  # K = 4 needs the channel count to be a multiple of 2K
+        return overrides
+
+    def supernet_options(self) -> SupernetOptions:
+        return SupernetOptions(partial_channels=self.cfg.searcher_cfg.partial_channels, edge_normalization=True)
+
+    def uses_val_batches(self, epoch: int) -> bool:
+        return epoch >= self.cfg.searcher_cfg.warmup_epochs

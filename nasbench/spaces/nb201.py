@@ -1,0 +1,280 @@
+"""The NAS-Bench-201 cell space on CIFAR-10, with ground-truth accuracy (Dong and Yang, ICLR 2020).
+
+A cell is a DAG of 4 nodes and 6 edges, one of five operations per edge; every node sums all its
+incoming edges (no top-k), so the space holds 5**6 = 15,625 cells, each trained to the end by the
+benchmark. A search is scored by a look-up of the derived cell's true test accuracy
+(``nasbench.data.nb201_table``). The genotype is written in the benchmark's notation,
+``|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|``:
+node j's incoming edges as ``op~src``, nodes separated by ``+``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench.data.cifar10 import cifar10_search_data
+from nasbench.data.nb201_table import lookup
+from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
+from nasbench.genotype import Edge, Genotype, edge_index
+from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions, classification_scores
+from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.nb201_network import N_NODES, NB201_OPS, MacroNetwork, Nb201Network, build_op
+
+CELL = "cell"
+N_INPUTS = 1  # node 0 is the cell input; nodes 1..3 are computed
+PAIRS = edge_index(N_INPUTS, N_NODES - N_INPUTS)  # (src, dst): 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+# record keys of the ground truth (test accuracy in %, 200-epoch training)
+TRUTH_KEYS = {
+    "cifar10": "true_test_acc",
+    "cifar100": "true_test_acc_cifar100",
+    "imagenet16_120": "true_test_acc_imagenet16_120",
+}
+
+
+@dataclass(frozen=True)
+class Nb201Config:
+    """Search-network shape; defaults are the benchmark's (sec. 2.1: C = 16 channels, N = 5 cells per stage)."""
+
+    channels: int = 16
+    cells_per_stage: int = 5
+
+    def check(self) -> None:
+        if self.channels < 1 or self.cells_per_stage < 1:
+            raise UserError(
+                f"space channels={self.channels}, cells_per_stage={self.cells_per_stage}: both must be at least 1"
+            )
+
+
+def derive_argmax(weights: torch.Tensor, ops: Sequence[str] = NB201_OPS) -> tuple[Edge, ...]:
+    """The NAS-Bench-201 derivation rule: every edge keeps its strongest op, ``none`` included.
+
+    ``weights`` is [6, n_ops] in ``PAIRS`` order (softmax(alpha), or alpha itself: argmax is the same).
+    """
+    if weights.shape != (len(PAIRS), len(ops)):
+        raise ValueError(f"weights of shape {tuple(weights.shape)}, expected ({len(PAIRS)}, {len(ops)})")
+    best = weights.detach().float().cpu().argmax(dim=1)
+    return tuple(Edge(ops[int(k)], src, dst) for (src, dst), k in zip(PAIRS, best))
+
+
+def cell_genotype(edges: Sequence[Edge]) -> Genotype:
+    return Genotype.of({CELL: edges}, {CELL: (N_NODES - 1,)})
+
+
+class MixedEdge(nn.Module):
+    """One edge: sum over ops of w_o * o(x); ``none`` adds zeros and is not computed.
+
+    With ``partial > 1`` (PC-DARTS, sec. 3.2) only the first C/K channels go through the ops; the rest
+    bypass them and a channel shuffle mixes the two parts.
+    """
+
+    def __init__(self, c: int, partial: int) -> None:
+        super().__init__()
+        self.partial, self.mixed_channels = partial, c // partial
+        names = [op for op in NB201_OPS if op != "none"]
+        self.columns: torch.Tensor
+        self.register_buffer("columns", torch.tensor([NB201_OPS.index(op) for op in names]), False)
+        self.names = names
+        self.ops = nn.ModuleList(build_op(op, self.mixed_channels, affine=False) for op in names)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # x: [B, C, H, W]; weights: [5] over all ops including none
+        part = x[:, : self.mixed_channels]
+        w = weights[self.columns]
+        return self._join(sum(w[i] * op(part) for i, op in enumerate(self.ops)), x)
+
+    def single(self, x: torch.Tensor, op: str) -> torch.Tensor:
+        """Only the op named ``op`` (not ``none``), with weight 1: a single path of weight-sharing random search."""
+        return self._join(self.ops[self.names.index(op)](x[:, : self.mixed_channels]), x)
+
+    def _join(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # out: the mixed channels' result [B, C/K, H, W]; the other channels of x bypass the ops
+        if self.partial == 1:
+            return out
+        return channel_shuffle(torch.cat([out, x[:, self.mixed_channels :]], dim=1), self.partial)
+
+
+class SearchCell(nn.Module):
+    def __init__(self, c: int, partial: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(MixedEdge(c, partial) for _ in PAIRS)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None,
+        edge_weights: torch.Tensor | None,
+        path: dict[int, str] | None = None,
+    ) -> torch.Tensor:
+        # x: [B, C, H, W] -> [B, C, H, W]; weights: [6, 5]; edge_weights: [6] (PC-DARTS) or None;
+        # path: edge row -> op of a single genotype (weights unused; none edges not computed), or None
+        states = [x]
+        row = 0
+        for dst in range(N_INPUTS, N_NODES):
+            terms = []
+            for src in range(dst):
+                edge = cast(MixedEdge, self.edges[row])
+                if path is not None:
+                    if path[row] != "none":
+                        terms.append(edge.single(states[src], path[row]))
+                else:
+                    assert weights is not None
+                    y = edge(states[src], weights[row])
+                    terms.append(y if edge_weights is None else edge_weights[row] * y)
+                row += 1
+            states.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+        return states[-1]
+
+
+class Nb201Supernet(Supernet):
+    def __init__(self, cfg: Nb201Config, num_classes: int, options: SupernetOptions) -> None:
+        super().__init__()
+        k = options.partial_channels
+        if k < 1 or cfg.channels % k:
+            raise UserError(
+                f"partial_channels K={k} needs the channel count ({cfg.channels}) to be a multiple of K; "
+                "change space.channels or the searcher's partial_channels"
+            )
+        self.options = options
+        self._path: dict[int, str] | None = None  # see use_genotype
+        self.body = MacroNetwork(cfg.channels, cfg.cells_per_stage, num_classes, lambda c: SearchCell(c, k))
+        # one alpha for all cells, as in the benchmark's DARTS; reference code starts it at 1e-3 * N(0, 1)
+        self.add_arch_parameter(f"alpha_{CELL}", 1e-3 * torch.randn(len(PAIRS), len(NB201_OPS)))
+        if options.edge_normalization:
+            self.add_arch_parameter(f"beta_{CELL}", 1e-3 * torch.randn(len(PAIRS)))
+
+    def _edge_weights(self) -> torch.Tensor | None:
+        if not self.options.edge_normalization:
+            return None
+        return edge_softmax(getattr(self, f"beta_{CELL}"), N_INPUTS, N_NODES - N_INPUTS)
+
+    def use_genotype(self, genotype: Genotype | None) -> None:
+        if genotype is None:
+            self._path = None
+            return
+        edges = genotype.cell(CELL)
+        if sorted((e.src, e.dst) for e in edges) != sorted(PAIRS) or any(e.op not in NB201_OPS for e in edges):
+            raise UserError(
+                f"genotype {list(edges)} is no single path of this supernet: it needs one op of "
+                f"{', '.join(NB201_OPS)} on each of the edges {PAIRS}"
+            )
+        self._path = {PAIRS.index((e.src, e.dst)): e.op for e in edges}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [B, 3, 32, 32] -> logits [B, num_classes]
+        if self._path is not None:  # a single path (use_genotype): the architecture parameters are not used
+            return self.body(x, None, None, self._path)
+        return self.body(x, torch.softmax(getattr(self, f"alpha_{CELL}"), dim=-1), self._edge_weights())
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self(images), labels)
+
+    @torch.no_grad()
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        return classification_scores(self(images), labels)
+
+    def arch_weights(self) -> dict[str, torch.Tensor]:
+        return {CELL: torch.softmax(getattr(self, f"alpha_{CELL}").detach(), dim=-1)}
+
+    def derive(self) -> Genotype:
+        # a positive per-edge factor (PC-DARTS' edge weight) cannot change an edge's argmax
+        return cell_genotype(derive_argmax(self.arch_weights()[CELL]))
+
+
+def format_nb201(genotype: Genotype) -> str:
+    """The benchmark's notation: ``|op~src|...|`` per node 1..3, joined by ``+``."""
+    by_node: dict[int, list[Edge]] = {dst: [] for dst in range(N_INPUTS, N_NODES)}
+    for e in genotype.cell(CELL):
+        by_node[e.dst].append(e)
+    return "+".join("|" + "|".join(f"{e.op}~{e.src}" for e in by_node[dst]) + "|" for dst in by_node)
+
+
+def parse_nb201(text: str) -> Genotype:
+    """Parse the benchmark's notation; node j must list one edge from each of nodes 0..j-1, in order."""
+    nodes = text.strip().split("+")
+    hint = "expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2| with ops " + ", ".join(NB201_OPS)
+    if len(nodes) != N_NODES - N_INPUTS:
+        raise UserError(f"genotype {text!r}: {len(nodes)} nodes, {hint}")
+    edges = []
+    for dst, node in enumerate(nodes, start=N_INPUTS):
+        if not (node.startswith("|") and node.endswith("|")):
+            raise UserError(f"genotype {text!r}: node {dst} is not enclosed in '|'; {hint}")
+        items = node[1:-1].split("|")
+        if len(items) != dst:
+            raise UserError(f"genotype {text!r}: node {dst} has {len(items)} edges, needs {dst}; {hint}")
+        for src, item in enumerate(items):
+            op, _, src_text = item.partition("~")
+            if op not in NB201_OPS or src_text != str(src):
+                raise UserError(f"genotype {text!r}: edge {item!r} into node {dst} should be op~{src}; {hint}")
+            edges.append(Edge(op, src, dst))
+    return cell_genotype(edges)
+
+
+class Nb201Space(SearchSpace):
+    name = "nb201"
+    summary = "NAS-Bench-201 cell on CIFAR-10: 5 ops, 4 nodes, 6 edges, true test accuracy (Dong & Yang, ICLR 2020)"
+    dataset = "cifar10"
+    metric = "acc"
+    ops = NB201_OPS
+    config_cls = Nb201Config
+    presets = {
+        # The benchmark's DARTS search (configs/nas-benchmark/algos/DARTS.config of its code): 50 epochs,
+        # batch 64, SGD lr 0.025 cosine to 0.001, momentum 0.9, weight decay 5e-4 (its SGD is Nesterov,
+        # which the shared protocol does not model); Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3 on
+        # alpha; gradient clip 5. Everything but the weight decay is the TrainConfig default.
+        "paper": {"train": {"w_weight_decay": 5e-4}, "space": {}},
+        # A 2-core CPU budget on the built-in slice (about 2.5 CPU-minutes): 8 channels, 2 cells per stage,
+        # 5 epochs of 30 steps, each epoch scored on the first 640 architecture-split images.
+        "small": {
+            "train": {
+                "epochs": 5,
+                "batch_size": 32,
+                "steps_per_epoch": 30,
+                "eval_batches": 20,
+                "w_weight_decay": 5e-4,
+            },
+            "space": {"channels": 8, "cells_per_stage": 2},
+        },
+        # Seconds, for tests.
+        "tiny": {
+            "train": {"epochs": 2, "batch_size": 8, "steps_per_epoch": 2, "eval_batches": 2},
+            "space": {"channels": 4, "cells_per_stage": 1},
+        },
+    }
+
+    def load_data(
+        self, path: str | None, cfg: Any, device: torch.device, seed: int, download: bool = False
+    ) -> SearchData:
+        return cifar10_search_data(path, cfg.train, device, seed, download)
+
+    def supernet(self, cfg: Nb201Config, data: SearchData, options: SupernetOptions) -> Nb201Supernet:
+        return Nb201Supernet(cfg, data.info["num_classes"], options)
+
+    def network(self, genotype: Genotype, cfg: Nb201Config, data: SearchData) -> Nb201Network:
+        return Nb201Network(genotype, cfg.channels, cfg.cells_per_stage, data.info["num_classes"])
+
+    def sample_genotype(self, cfg: Nb201Config, generator: torch.Generator) -> Genotype:
+        """One op per edge, uniformly over all five (``none`` included): a uniform draw from the 15,625
+        cells, as the benchmark's random search samples."""
+        picks = torch.randint(len(NB201_OPS), (len(PAIRS),), generator=generator)
+        return cell_genotype([Edge(NB201_OPS[int(k)], src, dst) for (src, dst), k in zip(PAIRS, picks)])
+
+    def format_genotype(self, genotype: Genotype) -> str:
+        return format_nb201(genotype)
+
+    def parse_genotype(self, text: str) -> Genotype:
+        return parse_nb201(text)
+
+    def ground_truth(self, genotype: Genotype) -> dict[str, float]:
+        """True test accuracies (%) of the cell after the benchmark's 200-epoch training:
+        ``true_test_acc`` (CIFAR-10), ``true_test_acc_cifar100``, ``true_test_acc_imagenet16_120``."""
+        accs = lookup(format_nb201(genotype))
+        return {TRUTH_KEYS[name]: acc for name, acc in accs.items()}

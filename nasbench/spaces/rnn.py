@@ -1,0 +1,318 @@
+"""The DARTS recurrent cell space on Penn Treebank (Liu et al., "DARTS: Differentiable Architecture Search",
+ICLR 2019, sec. 2.1 and 3.1.2).
+
+Node 0 of the cell is the highway update of x_t and h_{t-1}; each of the 8 intermediate nodes mixes every
+earlier node, each edge a softmax(alpha)-weighted sum of the highway update under the activations
+``tanh``, ``relu``, ``sigmoid``, ``identity`` (``none`` adds zero): 1 + 2 + ... + 8 = 36 edges. During the
+search every node passes through a batch norm without affine parameters (sec. 3.1.2). A genotype keeps
+one predecessor per node, with its best activation other than ``none`` (sec. 2.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasbench.data import builtin_path
+from nasbench.data.ptb import TextStream, batchify, load_corpus
+from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
+from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
+from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions
+from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.rnn_network import (
+    ACTIVATIONS,
+    CELL,
+    INIT_RANGE,
+    LanguageModel,
+    RecurrentCell,
+    Regime,
+    RnnNetwork,
+    highway,
+)
+
+RNN_OP_NAMES = ("none", "tanh", "relu", "sigmoid", "identity")
+N_INPUTS = 1  # node 0: the highway update of x_t and h_{t-1}
+
+
+@dataclass(frozen=True)
+class RnnConfig:
+    """Search-network shape and regularisation; defaults are DARTS' PTB search (sec. A.1.2, reference code)."""
+
+    units: int = 300  # A.1.2: embedding and hidden size 300 (tied decoder: the two are equal)
+    nodes: int = 8  # sec. 3.1.2: 8 intermediate nodes
+    bptt: int = 35  # A.1.2: BPTT length 35
+    eval_batch_size: int = 10  # reference code: the architecture split is scored at batch size 10
+    dropout: float = 0.75  # A.1.2 / reference code: output 0.75, hidden 0.25, input 0.75, embedding 0.2
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.0  # reference code: no word dropout in the search
+    ar_alpha: float = 0.0  # reference code: activation regularisation off
+    tar_beta: float = 1e-3  # reference code: temporal activation regularisation 1e-3
+
+    def check(self) -> None:
+        if self.units < 1 or self.nodes < 1 or self.eval_batch_size < 1:
+            raise UserError(f"space units={self.units}, nodes={self.nodes}, eval_batch_size: all must be >= 1")
+        rates = (self.dropout, self.dropouth, self.dropoutx, self.dropouti, self.dropoute)
+        if not all(0.0 <= p < 1.0 for p in rates):
+            raise UserError(f"space dropouts {rates}: each must lie in [0, 1)")
+
+    def regime(self) -> Regime:
+        return Regime(**{f.name: getattr(self, f.name) for f in fields(Regime)})
+
+
+class SearchCell(RecurrentCell):
+    """The mixed cell. With ``partial = K > 1`` (PC-DARTS on hidden units) each edge mixes only the first
+    D/K units of its source node and passes the rest on unchanged; a shuffle of the node's units then
+    lets other units through the mixture at the next node."""
+
+    def __init__(self, units: int, nodes: int, partial: int) -> None:
+        super().__init__(units)
+        self.n_nodes, self.partial, self.mixed_units = nodes, partial, units // partial
+        m = self.mixed_units
+        self.ws = nn.ParameterList(
+            nn.Parameter(torch.empty(m, 2 * m).uniform_(-INIT_RANGE, INIT_RANGE)) for _ in range(nodes)
+        )
+        self.bn = nn.BatchNorm1d(units, affine=False)  # sec. 3.1.2; one shared by all nodes (reference code)
+        acts = [op for op in RNN_OP_NAMES if op != "none"]
+        self.acts = [ACTIVATIONS[op] for op in acts]
+        self.act_columns = [RNN_OP_NAMES.index(op) for op in acts]
+        self.path: dict[int, Edge] | None = None  # node -> its one input edge (Supernet.use_genotype)
+
+    def prepare(self, *mixing: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        """Op weights [36, 5] and edge weights [36] or None -> per-edge factors, once per window:
+        activation weights [4, 36, 1, 1], their total [36, 1, 1], edge weights [36, 1, 1] or None."""
+        weights, edge_weights = mixing
+        if self.path is not None or weights is None:
+            return None, None, None
+        w_act = weights[:, self.act_columns]
+        edge = None if edge_weights is None else edge_weights[:, None, None]
+        return w_act.t()[:, :, None, None], w_act.sum(dim=1)[:, None, None], edge
+
+    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: torch.Tensor | None) -> torch.Tensor:
+        # s0: [B, D]; mixing: see prepare (all None on a single path)
+        w_act, kept, edge_weights = mixing
+        states = self.bn(s0)[None]  # [1, B, D]: node 0
+        row = 0
+        for j in range(self.n_nodes):
+            n = j + 1  # node j + 1 has an edge from each of nodes 0 .. j
+            if self.path is not None:
+                edge = self.path[n]
+                node = self._edge(states[edge.src][None], h_mask, j, ACTIVATIONS[edge.op], None, None)[0]
+            else:
+                assert w_act is not None and kept is not None
+                mixed = self._edge(states, h_mask, j, None, w_act[:, row : row + n], kept[row : row + n])
+                if edge_weights is not None:
+                    mixed = mixed * edge_weights[row : row + n]
+                node = mixed.sum(dim=0)
+            if self.partial > 1:
+                node = channel_shuffle(node, self.partial)
+            states = torch.cat([states, self.bn(node)[None]])
+            row += n
+        return states[1:].mean(dim=0)
+
+    def _edge(
+        self,
+        src: torch.Tensor,
+        h_mask: torch.Tensor | None,
+        j: int,
+        act: Callable[[torch.Tensor], torch.Tensor] | None,
+        w_act: torch.Tensor | None,
+        kept: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Edges from nodes ``src`` [n, B, D] into node j + 1 -> [n, B, D]: the highway update under
+        ``act``, or its sum over the activations weighted by ``w_act`` [4, n, 1, 1] (total ``kept``)."""
+        m = self.mixed_units
+        base = src[..., :m]
+        ch = (src if h_mask is None else src * h_mask)[..., :m] @ self.ws[j]  # [n, B, 2m]
+        if act is not None:
+            out = highway(base, ch, act)
+        else:
+            assert w_act is not None and kept is not None
+            c, h = ch.chunk(2, dim=-1)
+            acted = (w_act * torch.stack([fn(h) for fn in self.acts])).sum(dim=0)  # [n, B, m]
+            # sum_k w_k * highway_k(base) = kept * base + c * (sum_k w_k act_k(h) - kept * base)
+            out = kept * base + torch.sigmoid(c) * (acted - kept * base)
+        return out if self.partial == 1 else torch.cat([out, src[..., m:]], dim=-1)
+
+
+class RnnSupernet(LanguageModel, Supernet):
+    def __init__(self, cfg: RnnConfig, vocab_size: int, options: SupernetOptions) -> None:
+        k = options.partial_channels
+        if k < 1 or cfg.units % k:
+            raise UserError(
+                f"partial_channels K={k} needs the hidden units ({cfg.units}) to be a multiple of K; "
+                "change space.units or the searcher's partial_channels"
+            )
+        super().__init__(vocab_size, SearchCell(cfg.units, cfg.nodes, k), cfg.regime())
+        self.cfg, self.options = cfg, options
+        n_edges = len(edge_index(N_INPUTS, cfg.nodes))
+        self.add_arch_parameter(f"alpha_{CELL}", 1e-3 * torch.randn(n_edges, len(RNN_OP_NAMES)))  # reference
+        if options.edge_normalization:
+            self.add_arch_parameter(f"beta_{CELL}", 1e-3 * torch.randn(n_edges))
+
+    def _edge_weights(self) -> torch.Tensor | None:
+        if not self.options.edge_normalization:
+            return None
+        return edge_softmax(getattr(self, f"beta_{CELL}"), N_INPUTS, self.cfg.nodes)
+
+    @property
+    def search_cell(self) -> SearchCell:
+        assert isinstance(self.cell, SearchCell)
+        return self.cell
+
+    def use_genotype(self, genotype: Genotype | None) -> None:
+        if genotype is None:
+            self.search_cell.path = None
+            return
+        edges = genotype.cell(CELL)
+        nodes = list(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
+        bad = [e for e in edges if not 0 <= e.src < e.dst or e.op not in ACTIVATIONS]
+        if bad or sorted(e.dst for e in edges) != nodes:
+            raise UserError(
+                f"genotype {list(edges)} is no single path of this supernet: each node {nodes} needs one input "
+                f"edge from an earlier node with one of {sorted(ACTIVATIONS)}"
+            )
+        self.search_cell.path = {e.dst: e for e in edges}
+
+    def mixing(self) -> tuple[torch.Tensor | None, ...]:
+        if self.search_cell.path is not None:  # a single path: the architecture parameters are not used
+            return None, None
+        return torch.softmax(getattr(self, f"alpha_{CELL}"), dim=-1), self._edge_weights()
+
+    def arch_weights(self) -> dict[str, torch.Tensor]:
+        return {CELL: torch.softmax(getattr(self, f"alpha_{CELL}").detach(), dim=-1)}
+
+    def derive(self) -> Genotype:
+        weights = self.arch_weights()[CELL]
+        edge = self._edge_weights()
+        ranked = weights if edge is None else weights * edge.detach()[:, None]
+        edges = derive_top_k(ranked, RNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=1)
+        return Genotype.of({CELL: edges}, {CELL: range(N_INPUTS, N_INPUTS + self.cfg.nodes)})
+
+
+def _published(text: str) -> Genotype:
+    return parse_darts(text, (CELL,), per_node=1, n_inputs=N_INPUTS)
+
+
+PUBLISHED = {
+    # Liu et al. 2019, fig. 6 (first-order search) and the released code's DARTS_V1 / DARTS_V2 (= DARTS).
+    "DARTS_V1": _published(
+        "Genotype(recurrent=[('relu', 0), ('relu', 1), ('tanh', 2), ('relu', 3), ('relu', 4), ('identity', 1), "
+        "('relu', 5), ('relu', 1)], concat=range(1, 9))"
+    ),
+    "DARTS_V2": _published(
+        "Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
+        "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))"
+    ),
+}
+
+
+# A.1.2: SGD lr 20 (no momentum, no schedule: w_lr_min = w_lr keeps the cosine flat), weight decay
+# 5e-7, clip 0.25, batch 256; Adam lr 3e-3, weight decay 1e-3 on alpha (reference code: betas
+# (0.9, 0.999)); 50 epochs. train_portion is unused: the weights train on train.txt and the
+# architecture on valid.txt, as in the reference code.
+PAPER_TRAIN = {
+    "epochs": 50,
+    "batch_size": 256,
+    "w_lr": 20.0,
+    "w_lr_min": 20.0,
+    "w_momentum": 0.0,
+    "w_weight_decay": 5e-7,
+    "grad_clip": 0.25,
+    "arch_lr": 3e-3,
+    "arch_beta1": 0.9,
+    "arch_beta2": 0.999,
+    "arch_weight_decay": 1e-3,
+}
+
+
+class RnnSpace(SearchSpace):
+    name = "rnn"
+    summary = "DARTS recurrent cell space on PTB: 5 ops, 1 input + 8 nodes, 36 edges (Liu et al., ICLR 2019)"
+    dataset = "ptb"
+    metric = "ppl"
+    ops = RNN_OP_NAMES
+    config_cls = RnnConfig
+    published = PUBLISHED
+    presets = {
+        "paper": {"train": PAPER_TRAIN, "space": {}},
+        # A 2-core CPU budget on the built-in slice: 64 units, batch 64, 5 epochs, each one pass over the
+        # slice's training text (32 windows), scored on the first 10 windows of the architecture split.
+        "small": {
+            "train": {**PAPER_TRAIN, "epochs": 5, "batch_size": 64, "eval_batches": 10},
+            "space": {"units": 64},
+        },
+        # Seconds, for tests: 8 units, short windows, two steps per epoch.
+        "tiny": {
+            "train": {**PAPER_TRAIN, "epochs": 2, "batch_size": 4, "steps_per_epoch": 2, "eval_batches": 2},
+            "space": {"units": 8, "bptt": 5, "eval_batch_size": 4},
+        },
+    }
+
+    def load_data(
+        self, path: str | None, cfg: Any, device: torch.device, seed: int, download: bool = False
+    ) -> SearchData:
+        if download:
+            raise UserError("--download is not available for PTB: download train/valid/test.txt and pass --data")
+        root = Path(path) if path else builtin_path("ptb-mini")
+        corpus = load_corpus(root)
+        space, b = cfg.space_cfg, cfg.train.batch_size
+        train = batchify(corpus.train, b).to(device)  # [rows, B]
+        search = batchify(corpus.valid, b).to(device)
+        scored = batchify(corpus.valid, space.eval_batch_size).to(device)
+        train_stream = TextStream(train, space.bptt, seed, stream=0, split="train", variable=True)
+        what = "PTB built-in slice" if not path else f"PTB from {root}"
+        unk = corpus.unk_mapped
+        return SearchData(
+            description=(
+                f"{what}: {len(corpus.train)} train.txt tokens train the weights, {len(corpus.valid)} "
+                f"valid.txt tokens the architecture; vocabulary {len(corpus.words)} words of train.txt "
+                f"({unk['valid']} valid / {unk['test']} test words outside it read as <unk>)"
+            ),
+            source=str(root),
+            train=train_stream,
+            val=TextStream(search, space.bptt, seed, stream=1, split="val", windows=len(train_stream)),
+            score=TextStream(scored, space.bptt, seed, stream=2, split="score"),
+            info={"vocab_size": len(corpus.words)},
+        )
+
+    def supernet(self, cfg: RnnConfig, data: SearchData, options: SupernetOptions) -> RnnSupernet:
+        return RnnSupernet(cfg, data.info["vocab_size"], options)
+
+    def network(self, genotype: Genotype, cfg: RnnConfig, data: SearchData) -> RnnNetwork:
+        return RnnNetwork(genotype, data.info["vocab_size"], cfg.units, cfg.regime())
+
+    def sample_genotype(self, cfg: RnnConfig, generator: torch.Generator) -> Genotype:
+        """Per node one predecessor and one activation, uniformly, never ``none``."""
+        choices = [op for op in RNN_OP_NAMES if op != "none"]
+        edges = []
+        for dst in range(N_INPUTS, N_INPUTS + cfg.nodes):
+            src = int(torch.randint(dst, (1,), generator=generator))
+            edges.append(Edge(choices[int(torch.randint(len(choices), (1,), generator=generator))], src, dst))
+        return Genotype.of({CELL: edges}, {CELL: range(N_INPUTS, N_INPUTS + cfg.nodes)})
+
+    def format_genotype(self, genotype: Genotype) -> str:
+        return format_darts(genotype)
+
+    def parse_genotype(self, text: str) -> Genotype:
+        genotype = _published(text)
+        edges = genotype.cell(CELL)
+        unknown = {e.op for e in edges} - set(RNN_OP_NAMES)
+        if unknown:
+            raise UserError(f"genotype uses ops outside the rnn space: {sorted(unknown)}")
+        bad = [e for e in edges if e.op == "none" or not 0 <= e.src < e.dst]
+        if bad:
+            raise UserError(
+                f"genotype edges {bad}: each node takes an earlier node (src < dst) with an op other than none"
+            )
+        outside = [n for n in genotype.concat_of(CELL) if not 0 <= n <= len(edges)]
+        if outside or not genotype.concat_of(CELL):
+            raise UserError(f"genotype concat {list(genotype.concat_of(CELL))}: nodes must lie in 0..{len(edges)}")
+        return genotype

@@ -1,0 +1,47 @@
+"""Collapse metrics inside a search run: recorded per epoch, harmless to the search, and DARTS-ES."""
+
+import pytest
+
+import nasbench.metrics.collapse as collapse
+from nasbench.runner import run
+from tests.conftest import tiny_config
+
+
+def search(tmp_path, **sets):
+    return run(tiny_config("darts1", "cnn", **sets), tmp_path, progress=False, echo=lambda line: None)
+
+
+def test_epochs_carry_collapse_metrics_and_measuring_leaves_the_search_unchanged(tmp_path):
+    measured = search(tmp_path / "a", hessian_every="1", hessian_iters="3")
+    plain = search(tmp_path / "b", hessian_every="0")
+    for epoch in measured.epochs:
+        assert {"skip_count_normal", "param_free_share", "alpha_entropy", "hessian_eig", "hessian_seconds"} <= set(
+            epoch
+        )
+        assert 0 <= epoch["skip_count_normal"] <= 4 and 0.0 <= epoch["param_free_share"] <= 1.0
+        assert set(epoch["alpha_entropy"]) == {"normal", "reduce"}
+    assert measured.epochs[0]["genotype_changed"] is None
+    assert measured.epochs[1]["genotype_changed"] == (measured.epochs[1]["genotype"] != measured.epochs[0]["genotype"])
+    assert all("hessian_eig" not in e for e in plain.epochs)
+    assert measured.metrics["hessian_device_hours"] > 0 and plain.metrics["hessian_device_hours"] == 0
+    keys = ("train_loss", "arch_loss", "val_loss", "genotype", "arch_weights")
+    assert [{k: e[k] for k in keys} for e in measured.epochs] == [{k: e[k] for k in keys} for e in plain.epochs]
+
+
+def test_darts_es_stops_and_returns_the_genotype_from_before_the_growth(tmp_path, monkeypatch):
+    sequence = iter([1.0, 1.0, 5.0, 5.0])  # window 1: the jump after epoch 3 is a growth x5 > x1.3
+
+    def fake(model, batches, **kwargs):
+        return {"hessian_eig": next(sequence), "hessian_hvps": 0, "hessian_seconds": 0.0}
+
+    monkeypatch.setattr(collapse, "supernet_hessian_eigenvalue", fake)
+    record = search(tmp_path, epochs="4", early_stop="true", early_stop_window="1")
+    assert record.status == "completed" and len(record.epochs) == 3
+    assert record.metrics["early_stopped"] is True and record.metrics["early_stop_epoch"] == 2
+    assert "DARTS-ES" in record.metrics["early_stop_reason"]
+    assert record.genotype == record.epochs[1]["genotype"]
+
+
+def test_early_stop_needs_the_eigenvalue():
+    with pytest.raises(Exception, match="early_stop needs hessian_every >= 1"):
+        tiny_config("darts1", "cnn", early_stop="true", hessian_every="0")

@@ -1,0 +1,146 @@
+"""Random search with weight sharing: single paths in the cnn supernet, one path trained per step, selection."""
+
+import copy
+from itertools import islice
+
+import pytest
+import torch
+
+from nasbench.errors import UserError
+from nasbench.genotype import Edge, Genotype
+from nasbench.provenance import seed_all
+from nasbench.registry import SPACES
+from nasbench.runner import run
+from nasbench.searchers.random import GenotypeSampler, rank_key
+from nasbench.searchers.randomws import RandomWeightSharing
+from nasbench.spaces.base import SupernetOptions
+from nasbench.spaces.cnn import CNN_OP_NAMES, CnnSpace, MixedOp
+from tests.conftest import tiny_config
+
+CPU = torch.device("cpu")
+# tiny cnn cells: 2 inputs + 2 nodes, edges (0,2) (1,2) (0,3) (1,3) (2,3)
+PATH = CnnSpace().parse_genotype(
+    "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_3x3', 1), ('max_pool_3x3', 2)], "
+    "normal_concat=[2, 3], reduce=[('sep_conv_5x5', 0), ('avg_pool_3x3', 1), ('sep_conv_3x3', 0), "
+    "('dil_conv_5x5', 2)], reduce_concat=[2, 3])"
+)
+ROWS = {(0, 2): 0, (1, 2): 1, (0, 3): 2, (1, 3): 3, (2, 3): 4}
+
+
+def build(seed: int = 0, **sets: str):
+    cfg = tiny_config("randomws", "cnn", seed=seed, **sets)
+    seed_all(seed)
+    space = SPACES.get("cnn")()
+    data = space.load_data(None, cfg, CPU, seed)
+    return cfg, space, data
+
+
+def on_path(cell_module) -> dict[int, str]:
+    """Edge row -> op of PATH in a cell of the supernet."""
+    edges = PATH.cell("reduce" if cell_module.reduction else "normal")
+    return {ROWS[(e.src, e.dst)]: e.op for e in edges}
+
+
+def test_single_path_equals_the_mixture_with_one_hot_weights():
+    cfg, space, data = build()
+    net = space.supernet(cfg.space_cfg, data, SupernetOptions())
+    images = next(data.train.epoch(0))[0]
+    with net.single_path(PATH):
+        path_logits = net(images)
+    with torch.no_grad():  # the mixture with weight 1 on each genotype edge's op and on none elsewhere
+        for cell in ("normal", "reduce"):
+            alpha = torch.full_like(getattr(net, f"alpha_{cell}"), float("-inf"))
+            alpha[:, CNN_OP_NAMES.index("none")] = 0.0
+            for e in PATH.cell(cell):
+                alpha[ROWS[(e.src, e.dst)]] = float("-inf")
+                alpha[ROWS[(e.src, e.dst)], CNN_OP_NAMES.index(e.op)] = 0.0
+            getattr(net, f"alpha_{cell}").copy_(alpha)
+    assert torch.allclose(net(images), path_logits, atol=1e-5)
+
+
+def test_single_path_computes_only_the_genotypes_ops_and_restores_the_mixture():
+    cfg, space, data = build()
+    net = space.supernet(cfg.space_cfg, data, SupernetOptions())
+    called = set()
+    for c, cell in enumerate(net.cells):
+        for row, edge in enumerate(cell.edges):
+            for name, op in zip(edge.names, edge.ops):
+                op.register_forward_hook(lambda *_, key=(c, row, name): called.add(key))
+    images = next(data.train.epoch(0))[0]
+    with net.single_path(PATH):
+        net(images)
+    assert called == {(c, row, op) for c, cell in enumerate(net.cells) for row, op in on_path(cell).items()}
+    called.clear()
+    net(images)  # the mixture again: every op of every edge
+    assert len(called) == sum(len(edge.ops) for cell in net.cells for edge in cell.edges)
+    with pytest.raises(UserError, match="single path"):
+        net.use_genotype(Genotype.of({"normal": [Edge("none", 0, 2)], "reduce": []}, {"normal": [2], "reduce": [2]}))
+
+
+def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
+    cfg, space, data = build()
+    s = RandomWeightSharing(space, cfg, data, CPU)
+    monkeypatch.setattr(s.sampler, "sample", lambda: PATH)
+    before = copy.deepcopy(s.supernet.state_dict())
+    s.start_epoch(0)
+    s.step(next(data.train.epoch(0)), None)
+    after = s.supernet.state_dict()
+    checked_on = 0
+    for c, cell in enumerate(s.supernet.cells):
+        path = on_path(cell)
+        for row, edge in enumerate(cell.edges):
+            assert isinstance(edge, MixedOp)
+            for name, op in zip(edge.names, edge.ops):
+                prefix = f"cells.{c}.edges.{row}.ops.{edge.names.index(name)}."
+                params = [p for p in op.parameters()]
+                keys = [k for k in after if k.startswith(prefix) and not k.endswith("num_batches_tracked")]
+                if path.get(row) == name:
+                    if params:
+                        assert all(p.grad is not None for p in params)
+                        assert any(not torch.equal(before[k], after[k]) for k in keys)
+                        checked_on += 1
+                else:  # off the path: no gradient, weights, momentum and BN statistics untouched
+                    assert all(p.grad is None for p in params)
+                    assert all(torch.equal(before[k], after[k]) for k in keys)
+    assert checked_on == 1 * 2 + 2 * 3  # path ops with weights: 2 in the normal cell, 3 in each of 2 reduce cells
+    assert all(a.grad is None for a in s.supernet.arch_parameters())
+
+
+def test_selection_screens_then_rescores_and_returns_the_best(monkeypatch):
+    cfg, space, data = build(candidates="6", candidate_batches="1", finalists="3")
+    s = RandomWeightSharing(space, cfg, data, CPU)
+    full_batches = list(islice(data.score.epoch(0), 2))
+
+    def fake(genotype, batches):  # the full split reverses the screening's order
+        screen = float(sum(map(ord, space.format_genotype(genotype))) % 101)
+        return {"val_loss": 1.0, "val_acc": screen if len(list(batches)) == 1 else 100.0 - screen}
+
+    monkeypatch.setattr(s, "shared_score", fake)
+    s.start_epoch(0)
+    assert s.score(full_batches) == fake(s.probe, full_batches) and s.derive() == s.probe  # not yet selected
+    replay = GenotypeSampler(space, cfg.space_cfg, cfg.seed)
+    replay.load_state_dict(copy.deepcopy(s.sampler.state_dict()))
+    s.start_epoch(cfg.train.epochs - 1)
+    scores = s.score(full_batches)
+
+    candidates = [replay.sample() for _ in range(6)]
+    finalists = sorted(candidates, key=lambda g: rank_key(fake(g, [0]), "acc"))[:3]
+    best = min(finalists, key=lambda g: rank_key(fake(g, full_batches), "acc"))
+    assert best not in (finalists[0], min(candidates, key=lambda g: rank_key(fake(g, full_batches), "acc")))
+    assert s.derive() == best and scores == fake(best, full_batches)
+    extras = s.epoch_extras()
+    assert extras["screened"] == 6 and [f["genotype"] for f in extras["finalists"]][0] == space.format_genotype(best)
+    assert {f["genotype"] for f in extras["finalists"]} == {space.format_genotype(g) for g in finalists}
+
+
+def test_config_is_checked():
+    with pytest.raises(UserError, match="finalists <= candidates"):
+        tiny_config("randomws", "cnn", candidates="2", finalists="3")
+
+
+def test_a_run_selects_in_its_last_epoch(tmp_path):
+    cfg = tiny_config("randomws", "cnn")
+    record = run(cfg, tmp_path, progress=False, echo=lambda line: None)
+    first, last = record.epochs
+    assert first["scored"] == "probe" and last["scored"] == "selection"
+    assert record.genotype == last["finalists"][0]["genotype"] and last["val_acc"] == last["finalists"][0]["val_acc"]

@@ -1,0 +1,62 @@
+"""PTB evaluation: the paper's model size, the ASGD switch, averaged weights, and the command end to end."""
+
+import copy
+
+import pytest
+import torch
+
+from nasbench.cli import main
+from nasbench.eval.rnn import RnnEvalTask, switch_to_asgd
+from nasbench.eval.trainer import resolve_eval_config
+from nasbench.metrics.flops import params_m
+from nasbench.results import RunRecord
+from nasbench.spaces.rnn import PUBLISHED
+from nasbench.spaces.rnn_network import Regime, RnnNetwork
+
+
+def test_published_ptb_model_has_about_23m_parameters():
+    # Liu et al. 2019, table 2: DARTS (second order) on PTB, 23M parameters (10,000 words, 850 units)
+    net = RnnNetwork(PUBLISHED["DARTS_V2"], vocab_size=10_000, units=850, regime=Regime())
+    assert params_m(net) == pytest.approx(23.0, abs=0.1)
+
+
+def test_asgd_switch_by_hand():
+    assert not switch_to_asgd([5.0, 4.0, 3.0, 2.5], nonmono=2)  # still improving
+    assert switch_to_asgd([5.0, 4.0, 4.5, 4.2], nonmono=2)  # 4.2 > min(5.0, 4.0) = 4.0
+    assert not switch_to_asgd([5.0, 6.0], nonmono=2)  # too few epochs to judge
+
+
+def tiny_task(seed: int = 0) -> RnnEvalTask:
+    torch.manual_seed(seed)
+    cfg = resolve_eval_config(RnnEvalTask, "tiny", None, {"steps_per_epoch": "4"})  # ASGD averages from step 3
+    return RnnEvalTask(PUBLISHED["DARTS_V1"], cfg, torch.device("cpu"), seed, None, False)
+
+
+def test_asgd_validates_with_averaged_weights_and_resumes_identically():
+    task = tiny_task()
+    task.train_epoch(0, progress=False)
+    task.opt = task._asgd()
+    task.train_epoch(1, progress=False)
+    first = next(iter(task.net.parameters()))
+    current = first.detach().clone()
+    with task.averaged_weights():
+        assert torch.equal(first, task.opt.state[first]["ax"]) and not torch.equal(first, current)
+    assert torch.equal(first, current)
+
+    state, rng = copy.deepcopy(task.state_dict()), torch.get_rng_state()
+    expected = task.train_epoch(2, progress=False)
+    fresh = tiny_task(seed=5)
+    fresh.load_state_dict(state)
+    torch.set_rng_state(rng)
+    assert fresh.averaging and fresh.train_epoch(2, progress=False) == expected
+
+
+def test_rnn_eval_end_to_end_reports_test_perplexity(tmp_path, capsys):
+    args = ["eval", "--space", "rnn", "--genotype", "DARTS_V2", "--preset", "tiny", "--device", "cpu", "--quiet"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    (run_dir,) = list((tmp_path / "rnn").iterdir())
+    record = RunRecord.load(run_dir / "record.json")
+    assert record.status == "completed" and record.space == "rnn"
+    assert 1.0 < record.metrics["test_ppl"] < 1e5 and record.metrics["params_m"] > 0
+    assert all(e["optimizer"] == "sgd" and e["val_ppl"] > 1.0 for e in record.epochs)
+    assert f"test_ppl {record.metrics['test_ppl']:.2f}" in capsys.readouterr().out
