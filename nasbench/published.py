@@ -6,7 +6,6 @@ Each row says which paper and table it comes from, the hardware, and how that pa
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 
@@ -30,6 +29,8 @@ _DARTS = "Liu et al., ICLR 2019"
 _DARTS_GPU = "1 GTX 1080Ti"
 _DARTS_CNN_COST = "as reported: includes DARTS' 4 repeated searches and picking the best cell (sec. 3.2)"
 _DARTS_RNN_COST = "as reported in DARTS Table 2"
+_LI = "Li & Talwalkar, UAI 2019"
+_LI_COST = "as reported: search plus the paper's final retraining of its best cells"
 _NB201 = "Dong & Yang, ICLR 2020, NAS-Bench-201 Table 5 (CIFAR-10)"
 _NB201_COST = "as reported: search time of one run, converted from seconds"
 
@@ -118,6 +119,30 @@ PUBLISHED: tuple[PublishedRow, ...] = (
         params_m=23.0,
         score=55.7,
     ),
+    # Li & Talwalkar, UAI 2019: random search with weight sharing (search plus their final retraining).
+    PublishedRow(
+        space="cnn",
+        searcher="randomws",
+        label="Random search with weight sharing",
+        paper=f"{_LI}, Table 5",
+        hardware="P100 GPUs",
+        cost_convention=_LI_COST,
+        search_gpu_days=9.7,
+        params_m=4.3,
+        score=2.85,
+        score_std=0.08,
+    ),
+    PublishedRow(
+        space="rnn",
+        searcher="randomws",
+        label="Random search with weight sharing",
+        paper=f"{_LI}, Table 2",
+        hardware="P100 GPUs",
+        cost_convention=_LI_COST,
+        search_gpu_days=1.25,
+        params_m=23.0,
+        score=55.5,
+    ),
     # NAS-Bench-201: the benchmark's ground-truth CIFAR-10 test accuracy of the cell each method found.
     PublishedRow(
         space="nb201",
@@ -153,43 +178,3 @@ PUBLISHED: tuple[PublishedRow, ...] = (
         true_test_acc_std=0.0,
     ),
 )
-
-
-# Searchers that keep their paper's numbers beside their code, as a module-level ``PUBLISHED`` dict
-# (space -> {"test_error", "test_error_std" or "test_ppl", "params_m", "search_gpu_days"}); the row's
-# wording is here: searcher -> (module, label, paper, hardware, cost convention).
-SEARCHER_MODULES = {
-    "randomws": (
-        "nasbench.searchers.randomws",
-        "Random search with weight sharing",
-        "Li & Talwalkar, UAI 2019, Tables 5 (CIFAR-10) and 2 (PTB)",
-        "P100 GPUs",
-        "as reported: search plus the paper's final retraining of its best cells",
-    ),
-}
-
-
-def all_published() -> tuple[PublishedRow, ...]:
-    """The rows above and those kept in searcher modules (a module that is missing is left out)."""
-    rows = list(PUBLISHED)
-    for searcher, (module, label, paper, hardware, convention) in SEARCHER_MODULES.items():
-        try:
-            data = importlib.import_module(module).PUBLISHED
-        except (ImportError, AttributeError):
-            continue
-        for space, values in data.items():
-            rows.append(
-                PublishedRow(
-                    space=space,
-                    searcher=searcher,
-                    label=label,
-                    paper=paper,
-                    hardware=hardware,
-                    cost_convention=convention,
-                    search_gpu_days=values.get("search_gpu_days"),
-                    params_m=values.get("params_m"),
-                    score=values.get("test_error", values.get("test_ppl")),
-                    score_std=values.get("test_error_std", values.get("test_ppl_std")),
-                )
-            )
-    return tuple(rows)

@@ -13,7 +13,7 @@ import numpy as np
 
 from nasbench.errors import UserError
 from nasbench.metrics import stats
-from nasbench.published import PublishedRow, all_published
+from nasbench.published import PUBLISHED, PublishedRow
 from nasbench.registry import SPACES
 from nasbench.results import STATUSES, RunRecord
 
@@ -247,7 +247,7 @@ def published_row(pub: PublishedRow, note: int) -> Row:
 def build_report(paths: list[str | Path], published: tuple[PublishedRow, ...] | None = None) -> Report:
     """Load the records under ``paths`` and build one table per space that has a completed run."""
     records, problems = load_records(paths)
-    published = all_published() if published is None else published
+    published = PUBLISHED if published is None else published
     searches = [r for r in records if r.searcher != EVAL]
     completed = [r for r in searches if r.status == "completed"]
     left_out = Counter(r.status for r in searches if r.status != "completed")

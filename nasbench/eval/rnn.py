@@ -69,7 +69,7 @@ class RnnEvalTask(EvalTask):
     config_cls = RnnEvalConfig
     presets = {
         "paper": {},
-        # A 2-core CPU budget on the built-in slice: 128 units, 3 epochs, validation on 20 windows.
+        # A 2-core CPU budget on the built-in slice: 128 units, 3 epochs of 32 windows, validation on 20.
         "small": {"units": 128, "epochs": 3, "eval_batches": 20, "test_batch_size": 10},
         # Seconds, for tests.
         "tiny": {

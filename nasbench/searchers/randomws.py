@@ -36,14 +36,6 @@ from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_score
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.spaces.base import Batch, SearchSpace, SupernetOptions
 
-# Li & Talwalkar 2019, "Random search WS" rows: Table 5 (CIFAR-10: test error % of the found cell trained
-# from scratch over 10 seeds, best 2.71; search 2.7 + 6 GPU days on P100s, the 6 for retraining 4 trials'
-# cells 600 epochs) and Table 2 (PTB: valid / test perplexity; 0.25 + 1 GPU days).
-PUBLISHED = {
-    "cnn": {"test_error": 2.85, "test_error_std": 0.08, "params_m": 4.3, "search_gpu_days": 9.7},
-    "rnn": {"valid_ppl": 57.8, "test_ppl": 55.5, "params_m": 23.0, "search_gpu_days": 1.25},
-}
-
 
 @dataclass(frozen=True)
 class RandomWsConfig:

@@ -52,6 +52,20 @@ def classification_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[st
     }
 
 
+class ImageClassifier(Network):
+    """``loss`` and ``evaluate`` for a network whose ``forward`` maps images [B, 3, H, W] to logits [B, classes];
+    a supernet mixes it in before ``Supernet``."""
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self(images), labels)
+
+    @torch.no_grad()
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        return classification_scores(self(images), labels)
+
+
 class Supernet(Network):
     """A network holding every candidate operation, mixed by architecture parameters.
 

@@ -19,7 +19,7 @@ from nasbench.data.cifar10 import cifar10_search_data
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
-from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions, classification_scores
+from nasbench.spaces.base import ImageClassifier, SearchSpace, Supernet, SupernetOptions
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import channel_shuffle, edge_softmax
 from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
@@ -134,7 +134,7 @@ class SearchCell(nn.Module):
         return torch.cat(states[N_INPUTS:], dim=1)
 
 
-class CnnSupernet(Supernet):
+class CnnSupernet(ImageClassifier, Supernet):
     def __init__(self, cfg: CnnConfig, num_classes: int, options: SupernetOptions) -> None:
         super().__init__()
         k = options.partial_channels
@@ -201,15 +201,6 @@ class CnnSupernet(Supernet):
             cell = "reduce" if layer.reduction else "normal"
             s0, s1 = s1, layer(s0, s1, mix[cell], edge[cell], path.get(cell))
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
-
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        return F.cross_entropy(self(images), labels)
-
-    @torch.no_grad()
-    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        images, labels = batch
-        return classification_scores(self(images), labels)
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return {cell: torch.softmax(getattr(self, f"alpha_{cell}").detach(), dim=-1) for cell in CELLS}

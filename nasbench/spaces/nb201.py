@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nasbench.data.cifar10 import cifar10_search_data
@@ -23,7 +22,7 @@ from nasbench.data.nb201_table import lookup
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, edge_index
-from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions, classification_scores
+from nasbench.spaces.base import ImageClassifier, SearchSpace, Supernet, SupernetOptions
 from nasbench.spaces.mixing import channel_shuffle, edge_softmax
 from nasbench.spaces.nb201_network import N_NODES, NB201_OPS, MacroNetwork, Nb201Network, build_op
 
@@ -132,7 +131,7 @@ class SearchCell(nn.Module):
         return states[-1]
 
 
-class Nb201Supernet(Supernet):
+class Nb201Supernet(ImageClassifier, Supernet):
     def __init__(self, cfg: Nb201Config, num_classes: int, options: SupernetOptions) -> None:
         super().__init__()
         k = options.partial_channels
@@ -171,15 +170,6 @@ class Nb201Supernet(Supernet):
         if self._path is not None:  # a single path (use_genotype): the architecture parameters are not used
             return self.body(x, None, None, self._path)
         return self.body(x, torch.softmax(getattr(self, f"alpha_{CELL}"), dim=-1), self._edge_weights())
-
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        return F.cross_entropy(self(images), labels)
-
-    @torch.no_grad()
-    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        images, labels = batch
-        return classification_scores(self(images), labels)
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return {CELL: torch.softmax(getattr(self, f"alpha_{CELL}").detach(), dim=-1)}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.genotype import Genotype
-from nasbench.spaces.base import Network, classification_scores
+from nasbench.spaces.base import ImageClassifier
 from nasbench.spaces.ops import Zero, conv_bn
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -105,7 +105,7 @@ class DiscreteCell(nn.Module):
         return states[N_NODES - 1]
 
 
-class Nb201Network(Network):
+class Nb201Network(ImageClassifier):
     """The discrete network of a NAS-Bench-201 cell, at the search network's shape."""
 
     def __init__(self, genotype: Genotype, channels: int, cells_per_stage: int, num_classes: int) -> None:
@@ -114,12 +114,3 @@ class Nb201Network(Network):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        return F.cross_entropy(self(images), labels)
-
-    @torch.no_grad()
-    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        images, labels = batch
-        return classification_scores(self(images), labels)
