@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from nasbench.config import resolve_config
+from nasbench.metrics.flops import forward_mult_adds
 from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.base import Searcher
 
-from .conftest import forward_macs, measure
+from .conftest import measure
 
 # Forward-equivalent passes per step, a backward counted as two forwards: first order makes one
 # forward and backward for alpha and one for w (2 x 3); second order adds the virtual step's forward
@@ -45,7 +46,7 @@ def build(searcher: str, space: str, preset: str, device: torch.device, **sets: 
 def step_benchmark(benchmark, key, searcher, space, preset, device, matmul_gflops, rounds, **sets):
     s, (train, val) = build(searcher, space, preset, device, **sets)
     model = s.model
-    macs = forward_macs(lambda: model.loss(train)) * PASSES.get(searcher, 6) if model is not None else 0.0
+    macs = forward_mult_adds(lambda: model.loss(train)) * PASSES.get(searcher, 6) if model is not None else 0.0
     samples = len(train[0]) + (len(val[0]) if val is not None else 0)
     measure(benchmark, key, lambda: s.step(train, val), device, matmul_gflops, macs, rounds, samples=samples)
 
@@ -76,7 +77,7 @@ def test_supernet_forward_paper_shape(benchmark, device, matmul_gflops):
     s, (train, _) = build("darts1", "cnn", "paper", device)
     images = train[0]
     model = s.model
-    macs = forward_macs(lambda: model(images))
+    macs = forward_mult_adds(lambda: model(images))
 
     def forward() -> None:
         with torch.no_grad():

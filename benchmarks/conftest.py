@@ -60,15 +60,6 @@ def matmul_gflops(device: torch.device) -> float:
     return gflops
 
 
-def forward_macs(fn: Callable[[], Any]) -> float:
-    """Multiply-adds of one call of ``fn`` (a forward pass), by torch's FLOP counter (FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn()
-    return counter.get_total_flops() / 2
-
-
 def measure(
     benchmark: Any,
     key: str,

@@ -223,6 +223,25 @@ def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
     return " | ".join(parts)
 
 
+def run_logger(run_dir: Path, progress: bool, echo: Callable[[str], None]) -> Callable[[str], None]:
+    """A log function: one timestamped line per call in ``run_dir/log.txt``, and the line on the console."""
+
+    def log(line: str) -> None:
+        with (run_dir / LOG).open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        (tqdm.write if progress else echo)(line)
+
+    return log
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The checkpoint of ``run_dir``, on the CPU (the random states must be); a clear error if there is none."""
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.exists():
+        raise UserError(f"cannot resume: {checkpoint} does not exist (the run ended before its first epoch)")
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -244,13 +263,7 @@ def run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    def log(line: str) -> None:
-        with (run_dir / LOG).open("a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        if progress:
-            tqdm.write(line)
-        else:
-            echo(line)
+    log = run_logger(run_dir, progress, echo)
 
     seed_all(cfg.seed)
     device = resolve_device(cfg.device)
@@ -271,10 +284,7 @@ def run(
     )
     start_epoch = 0
     if resume:
-        checkpoint = run_dir / CHECKPOINT
-        if not checkpoint.exists():
-            raise UserError(f"cannot resume: {checkpoint} does not exist (the run ended before its first epoch)")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(run_dir)
         searcher.load_state_dict(state["searcher"])
         set_rng_state(state["rng"])
         record = RunRecord(**state["record"])

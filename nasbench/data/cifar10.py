@@ -149,6 +149,16 @@ class ImageStream:
             yield normalize(images), self.labels[idx]
 
 
+def cifar10_folder(path: str | None, download: bool) -> tuple[Path, str]:
+    """The folder to read (``path=None``: the built-in slice), downloaded first if asked, and its name in words."""
+    root = Path(path) if path else builtin_path("cifar10-mini")
+    if download:
+        if not path:
+            raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
+        download_cifar10(root)
+    return root, ("CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}")
+
+
 def cifar10_search_data(
     path: str | None, train_cfg: Any, device: torch.device, seed: int, download: bool = False
 ) -> SearchData:
@@ -156,16 +166,11 @@ def cifar10_search_data(
 
     ``train_cfg`` is the run's ``TrainConfig`` (batch size, train portion); the test set is never read.
     """
-    root = Path(path) if path else builtin_path("cifar10-mini")
-    if download:
-        if not path:
-            raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
-        download_cifar10(root)
+    root, what = cifar10_folder(path, download)
     images, labels = load_cifar10(root, "train")
     split = int(len(images) * train_cfg.train_portion)  # reference code: first part w, rest alpha
     images, labels = images.to(device), labels.to(device)
     b = train_cfg.batch_size
-    what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
     return SearchData(
         description=f"{what}: {split} images train the weights, {len(images) - split} the architecture",
         source=str(root),

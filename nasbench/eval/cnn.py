@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from nasbench.data import builtin_path
-from nasbench.data.cifar10 import ImageStream, download_cifar10, load_cifar10
+from nasbench.data.cifar10 import ImageStream, cifar10_folder, load_cifar10
 from nasbench.data.streams import epoch_generator
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, NonFiniteLoss
@@ -86,17 +84,12 @@ class CnnEvalTask(EvalTask):
         self, genotype: Genotype, cfg: CnnEvalConfig, device: torch.device, seed: int, path: str | None, download: bool
     ) -> None:
         """The whole CIFAR-10 training split trains the network; the test split scores it."""
-        root = Path(path) if path else builtin_path("cifar10-mini")
-        if download:
-            if not path:
-                raise UserError("--download needs --data PATH: the folder to download CIFAR-10 into")
-            download_cifar10(root)
+        root, what = cifar10_folder(path, download)
         images, labels = load_cifar10(root, "train")
         test_images, test_labels = load_cifar10(root, "test")
         b = cfg.batch_size
         self.train = ImageStream(images.to(device), labels.to(device), b, seed, stream=0, train=True)
         self.test_stream = ImageStream(test_images.to(device), test_labels.to(device), b, seed, stream=1, train=False)
-        what = "CIFAR-10 built-in slice" if not path else f"CIFAR-10 from {root}"
         self.description = f"{what}: {len(images)} training images train the network, {len(test_images)} test images"
         self.cfg, self.seed, self.device = cfg, seed, device
         self.net = CnnNetwork(genotype, cfg.channels, cfg.layers, num_classes=10, auxiliary=cfg.auxiliary_weight > 0)

@@ -9,7 +9,6 @@ here and only here: a search never sees it.
 from __future__ import annotations
 
 import dataclasses
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from tqdm import tqdm
 
 from nasbench.config import _field_types, parse_value
 from nasbench.errors import UserError
@@ -25,11 +23,7 @@ from nasbench.genotype import Genotype
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
 from nasbench.results import RunRecord
-from nasbench.runner import CHECKPOINT, LOG, RECORD, _now, save_checkpoint
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
+from nasbench.runner import CHECKPOINT, RECORD, NonFiniteLoss, _now, load_checkpoint, run_logger, save_checkpoint
 
 
 class EvalTask(ABC):
@@ -129,19 +123,14 @@ def evaluate(
     """Train and test; ``record.json`` and ``checkpoint.pt`` are written into ``run_dir`` every epoch."""
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    def log(line: str) -> None:
-        with (run_dir / LOG).open("a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        (tqdm.write if progress else echo)(line)
+    log = run_logger(run_dir, progress, echo)
 
     seed_all(record.seed)
     baseline_kib = current_rss_kib()
     task = build_task()
     start = 0
     if resume:
-        if not (run_dir / CHECKPOINT).exists():
-            raise UserError(f"cannot resume: {run_dir / CHECKPOINT} does not exist")
-        state = torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=False)
+        state = load_checkpoint(run_dir)
         task.load_state_dict(state["task"])
         set_rng_state(state["rng"])
         record = RunRecord(**state["record"])

@@ -9,6 +9,7 @@ keeps freed memory, so growth within a later phase alone would understate what t
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,18 @@ def _status_kib(key: str) -> int | None:
     return None
 
 
+def _release_free_heap() -> None:
+    """Hand memory that the C allocator keeps after ``free`` back to the system (glibc's ``malloc_trim``),
+    so that the resident set a phase starts from holds live memory only, not what an earlier phase freed."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_cpu_peak() -> bool:
     """Reset the kernel's peak-RSS mark for this process (Linux >= 4.0); False where not possible."""
+    _release_free_heap()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -78,4 +89,6 @@ class PhaseMeter:
 
 
 def current_rss_kib() -> int | None:
+    """Resident memory now, after returning freed heap to the system (so it counts live memory only)."""
+    _release_free_heap()
     return _status_kib("VmRSS")

@@ -8,7 +8,7 @@ backward is estimated here as twice the forward instead, and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -27,15 +27,20 @@ def params_m(model: nn.Module, exclude: Sequence[str] = ("auxiliary",)) -> float
     return total / 1e6
 
 
+def forward_mult_adds(forward: Callable[[], Any]) -> int:
+    """Multiply-adds of one call of ``forward`` (a forward pass, run without gradients): FLOPs / 2."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        forward()
+    return counter.get_total_flops() // 2
+
+
 def count_mult_adds(model: nn.Module, inputs: tuple[Any, ...], backward: bool = False) -> dict[str, Any]:
     """Multiply-adds of one forward ``model(*inputs)`` (no gradients; the caller picks train/eval mode).
 
     With ``backward``, also ``backward_mult_adds`` = 2 x forward (the gradients w.r.t. inputs and weights
     each cost about one forward) and ``backward_method`` saying so."""
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(*inputs)
-    out: dict[str, Any] = {"forward_mult_adds": counter.get_total_flops() // 2}
+    out: dict[str, Any] = {"forward_mult_adds": forward_mult_adds(lambda: model(*inputs))}
     if backward:
         out["backward_mult_adds"] = 2 * out["forward_mult_adds"]
         out["backward_method"] = BACKWARD_METHOD

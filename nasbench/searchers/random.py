@@ -1,8 +1,8 @@
 """Random search: the baseline of the DARTS paper (Liu et al., "DARTS: Differentiable Architecture Search",
 ICLR 2019, sec. 3.3 and Tables 1-2).
 
-Sample N genotypes uniformly from the space (``none`` never chosen), train each from scratch on the
-weight split, score each on the architecture split, return the best. The paper trained each of its
+Sample N genotypes uniformly from the space's discrete cells (``space.sample_genotype``), train each
+from scratch on the weight split, score each on the architecture split, return the best. The paper trained each of its
 24 CIFAR-10 cells (8 PTB cells) with the full evaluation protocol; here the run's step budget is shared
 out instead, so that random search costs what any other searcher costs under the same settings:
 

@@ -160,7 +160,8 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def sample_genotype(self, cfg: Any, generator: torch.Generator) -> Genotype:
-        """A genotype drawn uniformly from the space (``none`` never chosen)."""
+        """A genotype drawn uniformly from the space's discrete cells: in the DARTS spaces ``none`` is never
+        an edge of a derived cell and is never chosen; in NAS-Bench-201 it is one of the five ops of a cell."""
 
     @abstractmethod
     def format_genotype(self, genotype: Genotype) -> str: ...
