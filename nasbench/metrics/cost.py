@@ -9,6 +9,7 @@ keeps freed memory, so growth within a later phase alone would understate what t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import time
 from dataclasses import dataclass, field
@@ -32,10 +33,8 @@ def _status_kib(key: str) -> int | None:
 def _release_free_heap() -> None:
     """Hand memory that the C allocator keeps after ``free`` back to the system (glibc's ``malloc_trim``),
     so that the resident set a phase starts from holds live memory only, not what an earlier phase freed."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to release
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _reset_cpu_peak() -> bool:
