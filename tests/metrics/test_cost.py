@@ -47,4 +47,3 @@ def test_phase_meter_sees_a_known_allocation():
     assert 60 <= meter.peak_mem_mib < 100
     assert meter.seconds > 0 and "cpu peak RSS" in meter.method
     del block
-
