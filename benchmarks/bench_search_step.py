@@ -43,11 +43,17 @@ def build(searcher: str, space: str, preset: str, device: torch.device, **sets: 
     return s, (next(data.train.epoch(epoch)), val)
 
 
+def batch_samples(batch) -> int:
+    """Images in a CIFAR-10 batch, tokens in a PTB window."""
+    inputs = getattr(batch, "inputs", None)
+    return int(inputs.numel()) if inputs is not None else len(batch[0])
+
+
 def step_benchmark(benchmark, key, searcher, space, preset, device, matmul_gflops, rounds, **sets):
     s, (train, val) = build(searcher, space, preset, device, **sets)
     model = s.model
     macs = forward_mult_adds(lambda: model.loss(train)) * PASSES.get(searcher, 6) if model is not None else 0.0
-    samples = len(train[0]) + (len(val[0]) if val is not None else 0)
+    samples = batch_samples(train) + (batch_samples(val) if val is not None else 0)
     measure(benchmark, key, lambda: s.step(train, val), device, matmul_gflops, macs, rounds, samples=samples)
 
 

@@ -103,7 +103,7 @@ def _ratio(a: str, b: str, field: str) -> float | None:
 
 
 def summary() -> dict[str, Any]:
-    steps = {k: v for k, v in SUMMARY.items() if k.startswith("step/")}
+    steps = {k: v for k, v in SUMMARY.items() if k.startswith("step/") and "-rnn-" not in k}  # image steps
     fastest = min((v["median_s"] / v["samples"] for v in steps.values() if v.get("samples")), default=None)
     data = SUMMARY.get("data/cifar10")
     return {

@@ -153,3 +153,25 @@ def test_a_run_records_every_sample_with_its_score(tmp_path):
     assert [x["index"] for x in samples] == [0, 1, 2] and all(x["steps"] == 2 for x in samples)
     best = max(samples, key=lambda x: (x["val_acc"], -x["val_loss"]))
     assert record.genotype == best["genotype"] and record.metrics["val_acc"] == best["val_acc"]
+
+
+def test_oracle_scores_every_sample_by_the_table_and_returns_the_best(tmp_path):
+    from nasbench.data.nb201_table import lookup
+
+    cfg = tiny_config("random", "nb201", oracle="true", samples="30")
+    record = run(cfg, tmp_path, progress=False, echo=lambda line: None)
+    assert record.status == "completed"
+    samples = [s for e in record.epochs for s in e["samples"]]
+    assert len(samples) == 30 and all(s["oracle"] == 1.0 and s["steps"] == 0 for s in samples)
+    for s in samples[:5]:  # each score is the table's entry for that cell
+        assert s["true_test_acc"] == lookup(s["genotype"])["cifar10"]
+    best = max(samples, key=lambda s: s["true_test_acc"])
+    assert record.genotype == best["genotype"]
+    assert record.metrics["true_test_acc"] == best["true_test_acc"]
+    assert "train_loss" not in record.epochs[0]  # nothing was trained
+
+
+def test_oracle_needs_a_space_with_ground_truth():
+    cfg, space, data = build(oracle="true")
+    with pytest.raises(UserError, match="oracle=true needs a space with a ground-truth table"):
+        RandomSearch(space, cfg, data, CPU)
