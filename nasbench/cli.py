@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nasbench.cli_flags import add_training_flags
 from nasbench.config import config_from_dict, parse_set_flags, resolve_config
 from nasbench.errors import UserError
 from nasbench.eval.command import add_eval_parser, cmd_eval
@@ -21,29 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="search an architecture and write a run record")
     p.add_argument("--searcher", required=True, help="searcher name (see `nasbench list`)")
     p.add_argument("--space", required=True, help="search space name (see `nasbench list`)")
-    p.add_argument("--preset", help="paper | small | tiny (default: paper on a GPU, small on a CPU)")
-    p.add_argument("--epochs", type=int, help="number of search epochs (overrides the preset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", help="data folder (default: the built-in slice shipped with nasbench)")
-    p.add_argument("--download", action="store_true", help="download the full data set into --data first")
-    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
-    p.add_argument("--out", default="runs", help="folder for run records and checkpoints (default: runs)")
-    p.add_argument(
-        "--set",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config value, e.g. --set batch_size=32 space.channels=8",
-    )
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        metavar="RUN_DIR",
-        help="continue an interrupted run: the newest unfinished one matching the flags, or RUN_DIR",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_training_flags(p, "search")
 
     sub.add_parser("list", help="list the registered searchers and search spaces")
     add_eval_parser(sub)

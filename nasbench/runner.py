@@ -242,6 +242,18 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     return torch.load(checkpoint, map_location="cpu", weights_only=False)
 
 
+def reopen(run_dir: Path, log: Callable[[str], None], epochs: int) -> tuple[dict[str, Any], RunRecord, int]:
+    """For ``--resume``: the checkpoint's state (random states restored), its record reopened, and the first
+    epoch still to run."""
+    state = load_checkpoint(run_dir)
+    set_rng_state(state["rng"])
+    record = RunRecord(**state["record"])
+    record.status, record.error, record.finished_at = "running", None, None
+    start = state["epoch"] + 1
+    log(f"resuming after epoch {start} of {epochs}")
+    return state, record, start
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -284,11 +296,6 @@ def run(
     )
     start_epoch = 0
     if resume:
-        state = load_checkpoint(run_dir)
+        state, record, start_epoch = reopen(run_dir, log, cfg.train.epochs)
         searcher.load_state_dict(state["searcher"])
-        set_rng_state(state["rng"])
-        record = RunRecord(**state["record"])
-        record.status, record.error, record.finished_at = "running", None, None
-        start_epoch = state["epoch"] + 1
-        log(f"resuming after epoch {start_epoch} of {cfg.train.epochs}")
     return Run(cfg, run_dir, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nasbench.cli_flags import add_training_flags
 from nasbench.config import parse_set_flags
 from nasbench.errors import UserError
 from nasbench.eval.cnn import CnnEvalTask
@@ -32,22 +33,7 @@ def add_eval_parser(sub: Any) -> None:
     )
     source.add_argument("--genotype", help="a published genotype by name (e.g. DARTS_V2) or genotype text")
     p.add_argument("--space", help="search space of --genotype (default: cnn, or the record's)")
-    p.add_argument("--preset", help="paper | small | tiny (default: paper on a GPU, small on a CPU)")
-    p.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", help="CIFAR-10 or PTB folder (default: the built-in slice shipped with nasbench)")
-    p.add_argument("--download", action="store_true", help="download the full data set into --data first")
-    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
-    p.add_argument("--out", default="runs", help="folder for evaluation records and checkpoints (default: runs)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="e.g. --set layers=8")
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        metavar="RUN_DIR",
-        help="continue an interrupted evaluation: the newest unfinished one matching the flags, or RUN_DIR",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_training_flags(p, "evaluation")
 
 
 def _source(args: argparse.Namespace) -> tuple[str, str, str]:

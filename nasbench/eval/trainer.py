@@ -21,9 +21,9 @@ from nasbench.config import _field_types, parse_value
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
-from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
+from nasbench.provenance import provenance, rng_state, seed_all
 from nasbench.results import RunRecord
-from nasbench.runner import CHECKPOINT, RECORD, NonFiniteLoss, _now, load_checkpoint, run_logger, save_checkpoint
+from nasbench.runner import CHECKPOINT, RECORD, NonFiniteLoss, _now, reopen, run_logger, save_checkpoint
 
 
 class EvalTask(ABC):
@@ -130,13 +130,8 @@ def evaluate(
     task = build_task()
     start = 0
     if resume:
-        state = load_checkpoint(run_dir)
+        state, record, start = reopen(run_dir, log, epochs)
         task.load_state_dict(state["task"])
-        set_rng_state(state["rng"])
-        record = RunRecord(**state["record"])
-        record.status, record.error, record.finished_at = "running", None, None
-        start = state["epoch"] + 1
-        log(f"resuming after epoch {start} of {epochs}")
     else:
         record.data = task.description
         record.metrics.update(task.size())
