@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from nasbench.data.cifar10 import ImageStream, cifar10_folder, load_cifar10
 from nasbench.data.streams import epoch_generator
 from nasbench.errors import UserError
-from nasbench.eval.trainer import EvalTask, NonFiniteLoss
+from nasbench.eval.trainer import EvalTask, train_steps
 from nasbench.genotype import Genotype
 from nasbench.metrics.flops import count_mult_adds, params_m
-from nasbench.runner import SYNC_EVERY
 from nasbench.searchers.base import cosine_lr
 from nasbench.spaces.cnn_network import CnnNetwork
 
@@ -115,23 +111,10 @@ class CnnEvalTask(EvalTask):
             group["lr"] = lr
         n = min(len(self.train), cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else len(self.train)
         gen = epoch_generator(self.seed, epoch, stream=9, device=self.device)  # cutout's own stream
-        total = torch.zeros((), device=self.device)
-        bar = tqdm(total=n, desc=f"eval epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for i, (images, labels) in enumerate(islice(self.train.epoch(epoch), n)):
-            self.opt.zero_grad(set_to_none=True)
-            loss = net.loss((cutout(images, cfg.cutout, gen), labels))
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            self.opt.step()
-            total += loss.detach()
-            if (i + 1) % SYNC_EVERY == 0 or i + 1 == n:
-                mean = float(total) / (i + 1)
-                if not math.isfinite(mean):
-                    raise NonFiniteLoss(f"the training loss became non-finite by step {i + 1} of epoch {epoch + 1}")
-                bar.set_postfix(train_loss=f"{mean:.3f}")
-            bar.update(1)
-        bar.close()
-        return {"train_loss": float(total) / max(n, 1), "lr": lr, "drop_path_prob": net.drop_path_prob}
+        batches = ((cutout(images, cfg.cutout, gen), labels) for images, labels in self.train.epoch(epoch))
+        desc = f"eval epoch {epoch + 1}/{cfg.epochs}"
+        train_loss = train_steps(net, self.opt, batches, n, cfg.grad_clip, desc, progress)
+        return {"train_loss": train_loss, "lr": lr, "drop_path_prob": net.drop_path_prob}
 
     @torch.no_grad()
     def test(self) -> dict[str, float]:

@@ -15,16 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from nasbench.data import builtin_path
 from nasbench.data.ptb import TextStream, batchify, load_corpus
 from nasbench.errors import UserError
-from nasbench.eval.trainer import EvalTask, NonFiniteLoss
+from nasbench.eval.trainer import EvalTask, train_steps
 from nasbench.genotype import Genotype
 from nasbench.metrics.flops import params_m
-from nasbench.runner import SYNC_EVERY
 from nasbench.spaces.rnn_network import EVAL_UNITS, Regime, RnnNetwork
 
 
@@ -148,30 +145,14 @@ class RnnEvalTask(EvalTask):
         cfg, net = self.cfg, self.net
         net.train()
         n = min(len(self.train), cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else len(self.train)
-        total = torch.zeros(())
-        bar = tqdm(total=n, desc=f"eval epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for i, batch in enumerate(islice(self.train.epoch(epoch), n)):
-            for group in self.opt.param_groups:  # a shorter window takes a proportionally smaller step
-                group["lr"] = cfg.lr * batch.lr_scale
-            self.opt.zero_grad(set_to_none=True)
-            loss = net.loss(batch)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            self.opt.step()
-            total = total.to(loss.device) + loss.detach()
-            if (i + 1) % SYNC_EVERY == 0 or i + 1 == n:
-                mean = float(total) / (i + 1)
-                if not math.isfinite(mean):
-                    raise NonFiniteLoss(f"the training loss became non-finite by step {i + 1} of epoch {epoch + 1}")
-                bar.set_postfix(train_loss=f"{mean:.3f}")
-            bar.update(1)
-        bar.close()
+        desc = f"eval epoch {epoch + 1}/{cfg.epochs}"
+        train_loss = train_steps(net, self.opt, self.train.epoch(epoch), n, cfg.grad_clip, desc, progress)
         with self.averaged_weights():
             val_loss = self._mean_loss(self.valid, cfg.eval_batches)
             if self.best is None or val_loss <= min(self.val_losses):
                 self.best = copy.deepcopy(net.state_dict())
         self.val_losses.append(val_loss)
-        stats: dict[str, Any] = {"train_loss": float(total) / max(n, 1), "val_loss": val_loss}
+        stats: dict[str, Any] = {"train_loss": train_loss, "val_loss": val_loss}
         stats.update(val_ppl=math.exp(min(val_loss, 700)), optimizer="asgd" if self.averaging else "sgd")
         if not self.averaging and switch_to_asgd(self.val_losses, cfg.nonmono):
             self.opt = self._asgd()

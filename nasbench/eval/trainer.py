@@ -9,13 +9,17 @@ here and only here: a search never sees it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
+from tqdm import tqdm
 
 from nasbench.config import _field_types, parse_value
 from nasbench.errors import UserError
@@ -23,7 +27,50 @@ from nasbench.genotype import Genotype
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all
 from nasbench.results import RunRecord
-from nasbench.runner import CHECKPOINT, RECORD, NonFiniteLoss, _now, reopen, run_logger, save_checkpoint
+from nasbench.runner import (
+    CHECKPOINT,
+    RECORD,
+    SYNC_EVERY,
+    NonFiniteLoss,
+    _now,
+    reopen,
+    run_logger,
+    save_checkpoint,
+)
+from nasbench.searchers.base import batch_lr
+from nasbench.spaces.base import Batch, Network
+
+
+def train_steps(
+    net: Network,
+    opt: torch.optim.Optimizer,
+    batches: Iterable[Batch],
+    n: int,
+    grad_clip: float,
+    desc: str,
+    progress: bool,
+) -> float:
+    """``n`` optimiser steps on ``net.loss``, each with the gradient norm clipped at ``grad_clip`` and the lr
+    scaled by the batch's ``lr_scale`` (PTB windows); a loss checked every ``SYNC_EVERY`` steps. Returns the
+    mean training loss."""
+    total: torch.Tensor | None = None
+    bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
+    for i, batch in enumerate(islice(batches, n)):
+        with batch_lr(opt, batch):
+            opt.zero_grad(set_to_none=True)
+            loss = net.loss(batch)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            opt.step()
+        total = loss.detach() if total is None else total + loss.detach()
+        if (i + 1) % SYNC_EVERY == 0 or i + 1 == n:
+            mean = float(total) / (i + 1)
+            if not math.isfinite(mean):
+                raise NonFiniteLoss(f"the training loss became non-finite by step {i + 1} ({desc})")
+            bar.set_postfix(train_loss=f"{mean:.3f}")
+        bar.update(1)
+    bar.close()
+    return float(total) / n if total is not None else float("nan")
 
 
 class EvalTask(ABC):
