@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from nasbench.config import RunConfig
-from nasbench.data.streams import SearchData
+from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.metrics.collapse import CollapseSettings, early_stop_decision, epoch_collapse_stats
@@ -99,8 +99,7 @@ class Run:
         n = len(self.data.train)
         if self.searcher.uses_val_batches(epoch):
             n = min(n, len(self.data.val))
-        cap = self.cfg.train.steps_per_epoch
-        return min(n, cap) if cap > 0 else n
+        return capped_steps(n, self.cfg.train.steps_per_epoch)
 
     def run_epoch(self, epoch: int) -> tuple[dict[str, Any], Genotype]:
         """The method's own work for one epoch (its search cost): the steps, the score, the derived genotype."""

@@ -34,6 +34,11 @@ class SearchData:
     info: dict[str, Any] = field(default_factory=dict)  # e.g. num_classes, vocab_size
 
 
+def capped_steps(available: int, cap: int) -> int:
+    """Steps in an epoch: ``available`` batches, at most ``cap`` of them (``cap`` 0: the whole pass)."""
+    return min(available, cap) if cap > 0 else available
+
+
 def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
     """A generator private to one stream and epoch, independent of the global RNG."""
     gen = torch.Generator(device=device)

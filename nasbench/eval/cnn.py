@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from nasbench.data.cifar10 import ImageStream, cifar10_folder, load_cifar10
-from nasbench.data.streams import epoch_generator
+from nasbench.data.streams import capped_steps, epoch_generator
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, train_steps
 from nasbench.genotype import Genotype
@@ -109,7 +109,7 @@ class CnnEvalTask(EvalTask):
         lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        n = min(len(self.train), cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else len(self.train)
+        n = capped_steps(len(self.train), cfg.steps_per_epoch)
         gen = epoch_generator(self.seed, epoch, stream=9, device=self.device)  # cutout's own stream
         batches = ((cutout(images, cfg.cutout, gen), labels) for images, labels in self.train.epoch(epoch))
         desc = f"eval epoch {epoch + 1}/{cfg.epochs}"

@@ -18,6 +18,7 @@ import torch
 
 from nasbench.data import builtin_path
 from nasbench.data.ptb import TextStream, batchify, load_corpus
+from nasbench.data.streams import capped_steps
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, train_steps
 from nasbench.genotype import Genotype
@@ -144,7 +145,7 @@ class RnnEvalTask(EvalTask):
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
         cfg, net = self.cfg, self.net
         net.train()
-        n = min(len(self.train), cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else len(self.train)
+        n = capped_steps(len(self.train), cfg.steps_per_epoch)
         desc = f"eval epoch {epoch + 1}/{cfg.epochs}"
         train_loss = train_steps(net, self.opt, self.train.epoch(epoch), n, cfg.grad_clip, desc, progress)
         with self.averaged_weights():

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from nasbench.config import RunConfig
-from nasbench.data.streams import SearchData
+from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores
@@ -117,7 +117,7 @@ class RandomSearch(Searcher):
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
         n, t = cfg.searcher_cfg.samples, cfg.train
-        per_epoch = min(len(data.train), t.steps_per_epoch) if t.steps_per_epoch > 0 else len(data.train)
+        per_epoch = capped_steps(len(data.train), t.steps_per_epoch)
         self.total_steps = t.epochs * per_epoch  # as many as the runner takes (no val batches fetched)
         if self.total_steps < n and not cfg.searcher_cfg.oracle:
             raise UserError(
