@@ -53,9 +53,9 @@ def test_hessian_eigenvalue_small_cnn(benchmark, device, matmul_gflops):
 
 def test_eval_network_train_step(benchmark, device, matmul_gflops):
     """One SGD step of DARTS_V2's evaluation network at the small eval preset's shape (8 cells, 16 channels,
-    batch 64, auxiliary head)."""
+    batch 64, auxiliary head, channels-last batches as in `nasbench eval`)."""
     images, labels = load_cifar10(builtin_path("cifar10-mini"))
-    stream = ImageStream(images.to(device), labels.to(device), 64, seed=0, stream=0, train=True)
+    stream = ImageStream(images.to(device), labels.to(device), 64, seed=0, stream=0, train=True, channels_last=True)
     batch = next(stream.epoch(0))
     torch.manual_seed(0)
     net = CnnNetwork(PUBLISHED["DARTS_V2"], channels=16, layers=8, num_classes=10, auxiliary=True).to(device)

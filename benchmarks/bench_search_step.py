@@ -10,6 +10,8 @@ from nasbench.metrics.flops import forward_mult_adds
 from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.base import Searcher
+from nasbench.searchers.random import RandomSearch
+from nasbench.searchers.randomws import RandomWeightSharing
 
 from .conftest import measure
 
@@ -17,7 +19,9 @@ from .conftest import measure
 # forward and backward for alpha and one for w (2 x 3); second order adds the virtual step's forward
 # and backward, the forward and backward at the virtual weights, and two gradient evaluations for the
 # finite difference (5 forwards + 5 backwards = 15).
-PASSES = {"darts1": 6, "pcdarts": 6, "darts2": 15, "randomws": 3, "random": 3}
+# With share_train_grad, darts2 drops one forward and backward (12). Random search trains one network and
+# random search with weight sharing one single path of the supernet (3 each).
+PASSES = {"darts1": 6, "pcdarts": 6, "darts2": 15, "darts2-shared": 12, "randomws": 3, "random": 3}
 
 
 def build(searcher: str, space: str, preset: str, device: torch.device, **sets: str) -> tuple[Searcher, tuple]:
@@ -49,10 +53,23 @@ def batch_samples(batch) -> int:
     return int(inputs.numel()) if inputs is not None else len(batch[0])
 
 
-def step_benchmark(benchmark, key, searcher, space, preset, device, matmul_gflops, rounds, **sets):
+def forward_macs(s: Searcher, train) -> float:
+    """Multiply-adds of one forward pass of what a step trains: the supernet, the single path that random
+    search with weight sharing trains (its probe genotype stands in for the sampled one), or the network
+    that random search is training."""
+    if isinstance(s, RandomWeightSharing):
+        with s.supernet.single_path(s.probe):
+            return forward_mult_adds(lambda: s.supernet.loss(train))
+    net = s.net if isinstance(s, RandomSearch) else s.model
+    assert net is not None
+    return forward_mult_adds(lambda: net.loss(train))
+
+
+def step_benchmark(benchmark, key, searcher, space, preset, device, matmul_gflops, rounds, passes=None, **sets):
     s, (train, val) = build(searcher, space, preset, device, **sets)
-    model = s.model
-    macs = forward_mult_adds(lambda: model.loss(train)) * PASSES.get(searcher, 6) if model is not None else 0.0
+    if isinstance(s, RandomSearch):
+        s.step(train, val)  # builds the first sample's network, whose size the multiply-adds need
+    macs = forward_macs(s, train) * PASSES[passes or searcher]
     samples = batch_samples(train) + (batch_samples(val) if val is not None else 0)
     measure(benchmark, key, lambda: s.step(train, val), device, matmul_gflops, macs, rounds, samples=samples)
 
@@ -71,6 +88,41 @@ def test_search_step_paper_shape(benchmark, searcher, device, matmul_gflops):
     """Batch 64, 16 channels, 8 cells (Liu et al. 2019, A.1.1), PC-DARTS at the same batch for the memory ratio."""
     step_benchmark(
         benchmark, f"step/{searcher}-cnn-paper", searcher, "cnn", "paper", device, matmul_gflops, 2, batch_size="64"
+    )
+
+
+@pytest.mark.paper_shape
+def test_darts2_step_sharing_the_training_gradient(benchmark, device, matmul_gflops):
+    """darts2 with share_train_grad=true (the weight step reuses the virtual step's gradient), paper shape."""
+    step_benchmark(
+        benchmark,
+        "step/darts2-shared-cnn-paper",
+        "darts2",
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        passes="darts2-shared",
+        batch_size="64",
+        share_train_grad="true",
+    )
+
+
+@pytest.mark.paper_shape
+def test_darts1_step_in_nchw_memory(benchmark, device, matmul_gflops):
+    """darts1 at the paper shape with channels_last=false: the before of the channels-last change."""
+    step_benchmark(
+        benchmark,
+        "step/darts1-cnn-paper-nchw",
+        "darts1",
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        batch_size="64",
+        channels_last="false",
     )
 
 

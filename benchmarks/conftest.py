@@ -4,7 +4,8 @@ Run with ``pytest benchmarks/ --benchmark-only``. Each benchmark stores in ``ext
 peak memory, its multiply-adds (torch's FLOP counter on the forward; a backward is counted as twice its
 forward, because torch's counter over-counts the backward of grouped convolutions), the achieved
 GFLOP/s and that as a fraction of a dense float32 matmul timed in the same session. At the end a
-summary is printed and saved under ``results/benchmarks/``.
+summary is printed and saved under ``results/benchmarks/`` (as ``<device>-partial.json`` when some
+benchmarks were deselected or failed, so that a partial session never replaces a full one).
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ def summary() -> dict[str, Any]:
     return {
         "darts2_over_darts1_step_time_paper": _ratio("step/darts2-cnn-paper", "step/darts1-cnn-paper", "median_s"),
         "darts2_over_darts1_step_time_small": _ratio("step/darts2-cnn-small", "step/darts1-cnn-small", "median_s"),
+        "darts2_shared_over_darts1_step_time_paper": _ratio(
+            "step/darts2-shared-cnn-paper", "step/darts1-cnn-paper", "median_s"
+        ),
+        "channels_last_over_nchw_step_time_paper": _ratio(
+            "step/darts1-cnn-paper", "step/darts1-cnn-paper-nchw", "median_s"
+        ),
+        "channels_last_over_nchw_peak_mem_paper": _ratio(
+            "step/darts1-cnn-paper", "step/darts1-cnn-paper-nchw", "peak_mem_mib"
+        ),
         "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
             "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),
@@ -116,6 +126,13 @@ def summary() -> dict[str, Any]:
         "data_over_fastest_step_samples_per_s": (data["samples_per_s"] * fastest if data and fastest else None),
         "matmul_fraction": {k: round(v["matmul_fraction"], 4) for k, v in SUMMARY.items() if "matmul_fraction" in v},
     }
+
+
+DESELECTED: list[Any] = []  # benchmarks left out by -k / -m: such a session's summary is saved as partial
+
+
+def pytest_deselected(items: list[Any]) -> None:
+    DESELECTED.extend(items)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -132,6 +149,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in (name if device.type == "cuda" else "cpu")).strip("-").lower()
-    path = RESULTS / f"{slug}.json"
+    path = RESULTS / f"{slug}{'-partial' if DESELECTED or session.testsfailed else ''}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nbenchmark summary ({path}):\n" + json.dumps(out["summary"], indent=1))

@@ -22,6 +22,7 @@ from typing import Any
 from nasbench.errors import UserError
 
 SECTIONS = ("train", "space", "searcher")
+AUTOCAST_DTYPES = {"off": None, "bf16": "bfloat16"}  # TrainConfig.autocast -> the torch dtype's name
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class TrainConfig:
     arch_weight_decay: float = 1e-3
     steps_per_epoch: int = 0  # 0: one pass over the weight split per epoch; N > 0: at most N steps
     eval_batches: int = 0  # 0: score the whole architecture split each epoch; N > 0: its first N batches
+    # Speed only (image spaces): batches in channels-last (NHWC) memory format, for which oneDNN and cuDNN
+    # have faster convolution and pooling kernels (results/benchmarks/README.md has the measured effect).
+    channels_last: bool = True
+    # "bf16": the search's passes under torch.autocast with bfloat16 (meant for GPUs); darts2's finite
+    # difference and the eigenvalue stay float32. "off": float32 throughout.
+    autocast: str = "off"
     # Collapse metrics (RobustDARTS: Zela et al., ICLR 2020). sec. 4.1 tracks the dominant eigenvalue of the
     # validation-loss Hessian w.r.t. alpha over the search; here by Lanczos on fixed batches.
     hessian_every: int = 1  # epochs between eigenvalue measurements; 0: never
@@ -166,6 +173,8 @@ def _check_train(train: TrainConfig) -> None:
         problems.append("hessian_every must be >= 0, hessian_batches and hessian_iters >= 1")
     if train.early_stop and (train.hessian_every < 1 or train.early_stop_window < 1 or train.early_stop_factor <= 1):
         problems.append("early_stop needs hessian_every >= 1, early_stop_window >= 1 and early_stop_factor > 1")
+    if train.autocast not in AUTOCAST_DTYPES:
+        problems.append(f"autocast={train.autocast!r} must be one of {sorted(AUTOCAST_DTYPES)}")
     if problems:
         raise UserError("bad configuration: " + "; ".join(problems))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from nasbench.config import RunConfig
+from nasbench.config import AUTOCAST_DTYPES, RunConfig, TrainConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
@@ -35,6 +36,25 @@ SYNC_EVERY = 10  # steps between host syncs (progress bar, NaN check)
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+def search_autocast(setting: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The mixed-precision context of ``train.autocast`` (see ``TrainConfig``) on ``device``."""
+    dtype = AUTOCAST_DTYPES[setting]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, dtype))
+
+
+def check_precision(train: TrainConfig, device: torch.device) -> None:
+    """Refuse settings whose kernels are broken here. torch 2.14's CPU weight gradient of a dilated depthwise
+    convolution (dil_conv_5x5) in bfloat16 and channels-last returns NaN in about one call in four (8 of 30
+    on this project's 2-core EPYC); float32, or bfloat16 in NCHW, are fine."""
+    if device.type == "cpu" and train.autocast != "off" and train.channels_last:
+        raise UserError(
+            f"autocast={train.autocast} with channels_last=true gives NaN gradients on the CPU (a torch kernel "
+            "bug in bfloat16 dilated depthwise convolutions); add --set channels_last=false, or use a GPU"
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -143,7 +163,8 @@ class Run:
         epoch = start_epoch
         try:
             for epoch in range(start_epoch, epochs):
-                with PhaseMeter(self.device, self.baseline_kib) as meter:
+                autocast = search_autocast(self.cfg.train.autocast, self.device)
+                with PhaseMeter(self.device, self.baseline_kib) as meter, autocast:
                     stats, genotype = self.run_epoch(epoch)
                 stats.update(epoch=epoch + 1, seconds=meter.seconds, peak_mem_mib=meter.peak_mem_mib)
                 stats.update(self.collapse_stats(epoch, genotype, stats["genotype"]))
@@ -253,6 +274,19 @@ def reopen(run_dir: Path, log: Callable[[str], None], epochs: int) -> tuple[dict
     return state, record, start
 
 
+def load_checkpoint_state(load: Callable[[dict[str, Any]], None], state: dict[str, Any], run_dir: Path) -> None:
+    """``load(state)``, with a clear error where the checkpoint was written by code whose modules differ
+    (torch reports missing or unexpected keys and shape mismatches as RuntimeError)."""
+    try:
+        load(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise UserError(
+            f"cannot resume {run_dir}: its checkpoint does not fit this version of the code ({reason}); "
+            "start a new run without --resume"
+        ) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -278,6 +312,7 @@ def run(
 
     seed_all(cfg.seed)
     device = resolve_device(cfg.device)
+    check_precision(cfg.train, device)
     baseline_kib = current_rss_kib()
     space = SPACES.get(cfg.space)()
     searcher_cls = SEARCHERS.get(cfg.searcher)
@@ -296,5 +331,5 @@ def run(
     start_epoch = 0
     if resume:
         state, record, start_epoch = reopen(run_dir, log, cfg.train.epochs)
-        searcher.load_state_dict(state["searcher"])
+        load_checkpoint_state(searcher.load_state_dict, state["searcher"], run_dir)
     return Run(cfg, run_dir, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)

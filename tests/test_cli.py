@@ -140,3 +140,18 @@ def test_corrupt_record_is_a_clear_error(tmp_path):
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "nasbench", "list"], capture_output=True, text=True, check=True)
     assert "darts1" in out.stdout
+
+
+def test_checkpoint_from_other_code_is_a_clear_error_on_resume(tmp_path, monkeypatch, capsys):
+    with monkeypatch.context() as m:
+        interrupt_after(m, calls=3)
+        assert main([*TINY, "--set", "epochs=3", "--out", str(tmp_path)]) == 130
+    run_dir = only_run(tmp_path)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    model = state["searcher"]["model"]
+    model["cells.0.edges.0.ops.5.1.running_mean"] = model.pop("cells.0.pools.0.ops.max_pool_3x3.1.running_mean")
+    torch.save(state, run_dir / "checkpoint.pt")  # as a checkpoint from before the pools were shared
+    capsys.readouterr()
+    assert main([*TINY, "--set", "epochs=3", "--out", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this version of the code" in err and "Traceback" not in err

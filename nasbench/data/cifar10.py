@@ -104,7 +104,8 @@ def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
 
 
 class ImageStream:
-    """Mini-batches of a uint8 image tensor that lives on the run's device."""
+    """Mini-batches of a uint8 image tensor that lives on the run's device, as float32 [B, 3, 32, 32]
+    (channels-last in memory with ``channels_last``)."""
 
     def __init__(
         self,
@@ -114,6 +115,7 @@ class ImageStream:
         seed: int,
         stream: int,
         train: bool,
+        channels_last: bool = False,
     ) -> None:
         if len(images) < batch_size and train:
             raise UserError(
@@ -122,6 +124,7 @@ class ImageStream:
             )
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.stream, self.train = batch_size, seed, stream, train
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     @property
     def samples_per_batch(self) -> int:
@@ -146,7 +149,7 @@ class ImageStream:
             images = self.images[idx]
             if self.train:
                 images = augment(images, gen)
-            yield normalize(images), self.labels[idx]
+            yield normalize(images).contiguous(memory_format=self.memory_format), self.labels[idx]
 
 
 def cifar10_folder(path: str | None, download: bool) -> tuple[Path, str]:
@@ -170,12 +173,12 @@ def cifar10_search_data(
     images, labels = load_cifar10(root, "train")
     split = int(len(images) * train_cfg.train_portion)  # reference code: first part w, rest alpha
     images, labels = images.to(device), labels.to(device)
-    b = train_cfg.batch_size
+    b, nhwc = train_cfg.batch_size, train_cfg.channels_last
     return SearchData(
         description=f"{what}: {split} images train the weights, {len(images) - split} the architecture",
         source=str(root),
-        train=ImageStream(images[:split], labels[:split], b, seed, stream=0, train=True),
-        val=ImageStream(images[split:], labels[split:], b, seed, stream=1, train=True),
-        score=ImageStream(images[split:], labels[split:], b, seed, stream=2, train=False),
+        train=ImageStream(images[:split], labels[:split], b, seed, stream=0, train=True, channels_last=nhwc),
+        val=ImageStream(images[split:], labels[split:], b, seed, stream=1, train=True, channels_last=nhwc),
+        score=ImageStream(images[split:], labels[split:], b, seed, stream=2, train=False, channels_last=nhwc),
         info={"num_classes": 10},
     )

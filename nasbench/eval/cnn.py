@@ -36,6 +36,7 @@ class CnnEvalConfig:
     auxiliary_weight: float = 0.4  # A.2: auxiliary tower with weight 0.4 (0: no auxiliary head)
     steps_per_epoch: int = 0  # 0: one pass over the training set per epoch; N > 0: at most N steps
     test_batches: int = 0  # 0: the whole test split; N > 0: its first N batches
+    channels_last: bool = True  # speed only: batches in NHWC memory format (see the search's TrainConfig)
 
     def check(self) -> None:
         if self.layers < 3 or self.channels < 2 or self.channels % 2 or self.epochs < 1 or self.batch_size < 1:
@@ -83,9 +84,11 @@ class CnnEvalTask(EvalTask):
         root, what = cifar10_folder(path, download)
         images, labels = load_cifar10(root, "train")
         test_images, test_labels = load_cifar10(root, "test")
-        b = cfg.batch_size
-        self.train = ImageStream(images.to(device), labels.to(device), b, seed, stream=0, train=True)
-        self.test_stream = ImageStream(test_images.to(device), test_labels.to(device), b, seed, stream=1, train=False)
+        b, nhwc = cfg.batch_size, cfg.channels_last
+        self.train = ImageStream(images.to(device), labels.to(device), b, seed, 0, train=True, channels_last=nhwc)
+        self.test_stream = ImageStream(
+            test_images.to(device), test_labels.to(device), b, seed, 1, train=False, channels_last=nhwc
+        )
         self.description = f"{what}: {len(images)} training images train the network, {len(test_images)} test images"
         self.cfg, self.seed, self.device = cfg, seed, device
         self.net = CnnNetwork(genotype, cfg.channels, cfg.layers, num_classes=10, auxiliary=cfg.auxiliary_weight > 0)

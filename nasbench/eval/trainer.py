@@ -33,6 +33,7 @@ from nasbench.runner import (
     SYNC_EVERY,
     NonFiniteLoss,
     _now,
+    load_checkpoint_state,
     reopen,
     run_logger,
     save_checkpoint,
@@ -178,7 +179,7 @@ def evaluate(
     start = 0
     if resume:
         state, record, start = reopen(run_dir, log, epochs)
-        task.load_state_dict(state["task"])
+        load_checkpoint_state(task.load_state_dict, state["task"], run_dir)
     else:
         record.data = task.description
         record.metrics.update(task.size())

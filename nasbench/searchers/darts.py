@@ -74,12 +74,17 @@ class DartsSearcher(Searcher):
                 stats["arch_loss"] = self.arch_gradient(train, val)
                 self.a_opt.step()
             self.w_opt.zero_grad(set_to_none=True)
-            loss = self.model.loss(train)
-            loss.backward()
+            stats["train_loss"] = self.weight_gradient(train)
             nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
             self.w_opt.step()
-        stats["train_loss"] = loss.detach()
         return stats
+
+    def weight_gradient(self, train: Batch) -> torch.Tensor:
+        """Set the weights' ``.grad`` to grad_w L_train(w, alpha), alpha as just updated; return the loss."""
+        assert self.model is not None
+        loss = self.model.loss(train)
+        loss.backward()
+        return loss.detach()
 
     def arch_gradient(self, train: Batch, val: Batch) -> torch.Tensor:
         """Set ``alpha.grad`` to the architecture gradient; return the validation loss.
@@ -113,6 +118,10 @@ class SecondOrderConfig(DartsConfig):
     # sec. 2.3, after eq. 8: eps = 0.01 / ||v||. Piecewise-linear nets (ReLU, max-pool) make the central
     # difference a secant across kinks at this eps; the exactness tests shrink it on the CNN.
     fd_eps_scale: float = EPS_SCALE
+    # Not in the paper: the real weight step reuses the training gradient that the virtual step takes,
+    # which is taken at alpha before this step's architecture update (alg. 1 takes it after). One forward
+    # and one backward pass fewer per step; the architecture gradient is unchanged.
+    share_train_grad: bool = False
 
     def check(self) -> None:
         if not self.fd_eps_scale > 0:
@@ -139,8 +148,10 @@ class SecondOrderDarts(DartsSearcher):
     substituted functionally (no second supernet is copied); the real weights, the optimizer state, the
     carried state (``frozen_state``) and the random state are untouched by the extra passes. Batch-norm
     running statistics (read only by ``score``) do see the extra training passes, as in the reference code.
-    Passes per step: 5 forward, 5 backward (darts1: 2 and 2); the two finite-difference backward passes
-    ask for alpha's gradient only and so skip the weight-gradient kernels.
+    Passes per step: 5 forward, 5 backward (darts1: 2 and 2), or 4 and 4 with ``share_train_grad``; the two
+    finite-difference backward passes ask for alpha's gradient only and so skip the weight-gradient
+    kernels. Under ``train.autocast`` the finite-difference passes still run in float32: a difference of
+    two bfloat16 gradients (8 bits of mantissa) taken 2 eps apart would be rounding noise.
     """
 
     summary = "DARTS, second-order (unrolled) architecture gradient (Liu et al., ICLR 2019)"
@@ -153,6 +164,7 @@ class SecondOrderDarts(DartsSearcher):
         self.weight_names = [f"net.{n}" for n, p in self.model.named_parameters() if id(p) not in arch]
         assert len(self.weight_names) == len(self.weights)
         self.loss_of = _LossOf(self.model)
+        self.shared: tuple[list[torch.Tensor], torch.Tensor] | None = None  # see share_train_grad
 
     def loss_at(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
         """The supernet's loss with ``weights`` in place of its own (alpha stays the supernet's)."""
@@ -169,12 +181,23 @@ class SecondOrderDarts(DartsSearcher):
                     torch.cuda.manual_seed(seed)
             yield
 
-    def train_alpha_grad(self, weights: list[torch.Tensor], train: Batch, seed: int) -> list[torch.Tensor]:
-        """grad_alpha L_train(weights, alpha); an extra pass, so the carried state stays frozen."""
+    def train_alpha_grad(self, weights: list[torch.Tensor], train: Batch, seed: int, state: Any) -> list[torch.Tensor]:
+        """grad_alpha L_train(weights, alpha) in float32, from the carried ``state`` the virtual step's pass
+        started from; an extra pass, so the carried state is left as it was."""
         assert self.model is not None
-        with self.model.frozen_state(), self.seeded_rng(seed):
+        float32 = torch.autocast(self.device.type, enabled=False)
+        with self.model.frozen_state(), self.seeded_rng(seed), float32:
+            self.model.restore_state(state)
             loss = self.loss_at(weights, train)
         return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
+
+    def weight_gradient(self, train: Batch) -> torch.Tensor:
+        if self.shared is None:
+            return super().weight_gradient(train)
+        (grads, loss), self.shared = self.shared, None
+        for w, g in zip(self.weights, grads):
+            w.grad = g
+        return loss
 
     def arch_gradient(self, train: Batch, val: Batch) -> torch.Tensor:
         """Set ``alpha.grad`` to eq. 7's unrolled gradient; return L_val(w', alpha)."""
@@ -186,9 +209,15 @@ class SecondOrderDarts(DartsSearcher):
         # that they evaluate one function of w: otherwise mask noise / (2 eps) swamps the difference. Their seed
         # is the one draw they take from the live random state, which the passes themselves leave alone.
         seed = int(torch.randint(2**62, (1,)))
-        with self.model.frozen_state(), self.seeded_rng(seed):  # the real step advances the state later
+        share = self.cfg.searcher_cfg.share_train_grad
+        state = self.model.carried_state()
+        # Shared, this is the step's real training pass and advances the carried state; otherwise the real
+        # weight step makes its own pass later.
+        with contextlib.nullcontext() if share else self.model.frozen_state(), self.seeded_rng(seed):
             train_loss = self.model.loss(train)
         raw = torch.autograd.grad(train_loss, self.weights, allow_unused=True, materialize_grads=True)
+        if share:
+            self.shared = (list(raw), train_loss.detach())
         clip = clip_coefficient(raw, self.cfg.train.grad_clip)  # as the real step clips
         grads = [g * clip for g in raw]
         buffers = [self.w_opt.state.get(w, {}).get("momentum_buffer") for w in self.weights]
@@ -202,7 +231,7 @@ class SecondOrderDarts(DartsSearcher):
         del virtual
         direct, v = val_grads[:n], val_grads[n:]
         scale = self.cfg.searcher_cfg.fd_eps_scale
-        hvp = hessian_vector_product(lambda ws: self.train_alpha_grad(ws, train, seed), self.weights, v, scale)
+        hvp = hessian_vector_product(lambda ws: self.train_alpha_grad(ws, train, seed, state), self.weights, v, scale)
         for alpha, grad in zip(self.alphas, unrolled_arch_gradient(direct, hvp, clip * xi)):
             alpha.grad = grad
         return val_loss.detach()

@@ -36,11 +36,23 @@ class Network(nn.Module, ABC):
     def evaluate(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Sums over the batch, without gradients: ``loss_sum``, ``count`` and, for classifiers, ``correct``."""
 
-    def frozen_state(self) -> contextlib.AbstractContextManager[None]:
-        """Within this context ``loss`` leaves any carried state (the RNN's hidden state) as it was:
-        for the extra loss evaluations of second-order DARTS and of the Hessian, which must not move
-        the state that the real steps carry. Stateless networks need nothing."""
-        return contextlib.nullcontext()
+    def carried_state(self) -> Any:
+        """A snapshot of the state ``loss`` carries from batch to batch (the RNN's hidden state per split),
+        for ``restore_state``; None for stateless networks."""
+        return None
+
+    def restore_state(self, state: Any) -> None:
+        """Put back a ``carried_state`` snapshot. Stateless networks have nothing to restore."""
+
+    @contextlib.contextmanager
+    def frozen_state(self) -> Iterator[None]:
+        """Within this context ``loss`` leaves any carried state as it was: for the extra loss evaluations
+        of second-order DARTS and of the Hessian, which must not move the state that the real steps carry."""
+        saved = self.carried_state()
+        try:
+            yield
+        finally:
+            self.restore_state(saved)
 
 
 def classification_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

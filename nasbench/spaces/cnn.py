@@ -8,6 +8,7 @@ operations weighted by softmax(alpha); its output concatenates the four nodes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -44,8 +45,51 @@ class CnnConfig:
             raise UserError(f"space layers={self.layers}, nodes={self.nodes}: both must be at least 1")
 
 
+POOLS = ("max_pool_3x3", "avg_pool_3x3")
+
+
+def scaled_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale * bn(x) for a batch norm without affine parameters, as one batch-norm call with ``scale``
+    (a 0-dim tensor) as every channel's weight; running statistics are updated as ``bn(x)`` would."""
+    assert not bn.affine and bn.momentum is not None and bn.num_batches_tracked is not None
+    if bn.training:
+        bn.num_batches_tracked.add_(1)
+    # A contiguous weight: with a stride-0 (expanded) one, the contract tests saw NaN losses and runs that
+    # differed between equal seeds on this CPU build.
+    weight = scale.expand(x.shape[1]).contiguous()
+    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, bn.training, bn.momentum, bn.eps)
+
+
+class SharedPools(nn.Module):
+    """The pooling ops of every edge that leaves one node, each followed by a non-affine BN as in the
+    reference mixed op, computed once per node instead of once per edge.
+
+    All edges leaving a node have the same stride and feed these ops the same input (with partial
+    channels, the node's first C/K channels on every edge). Pooling has no weights and a BN without
+    affine parameters has only running statistics, which every such edge would update identically in
+    the mixture; so one result serves all edges exactly. (On a single path, randomws' running statistics
+    are then per node rather than per edge.)
+    """
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    CNN_OPS[name].build(channels, stride, False), nn.BatchNorm2d(channels, affine=False)
+                )
+                for name in POOLS
+            }
+        )
+
+    def forward(self, part: torch.Tensor, names: Sequence[str] = POOLS) -> dict[str, torch.Tensor]:
+        # part: [B, C/K, H, W] (the mixed channels of a node) -> {pool name: [B, C/K, H/stride, W/stride]}
+        return {name: self.ops[name](part) for name in names}
+
+
 class MixedOp(nn.Module):
-    """One edge: sum over ops of softmax(alpha)_o * o(x). ``none`` adds zeros and is not computed.
+    """One edge: sum over ops of softmax(alpha)_o * o(x). ``none`` adds zeros and is not computed; the
+    pooling ops' results come from the source node's ``SharedPools``.
 
     With ``partial > 1`` (PC-DARTS, sec. 3.2) only the first C/K channels go through the ops; the rest
     bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
@@ -55,27 +99,41 @@ class MixedOp(nn.Module):
         super().__init__()
         self.stride, self.partial = stride, partial
         self.mixed_channels = channels // partial
-        self.names = [op for op in CNN_OP_NAMES if op != "none"]
+        self.names = [op for op in CNN_OP_NAMES if op != "none" and op not in POOLS]
         self.columns: torch.Tensor
+        self.pool_columns: torch.Tensor
         self.register_buffer("columns", torch.tensor([CNN_OP_NAMES.index(op) for op in self.names]), False)
+        self.register_buffer("pool_columns", torch.tensor([CNN_OP_NAMES.index(op) for op in POOLS]), False)
         self.relu_input = [takes_relu(op, stride) for op in self.names]
-        ops = []
-        for name in self.names:
-            op = CNN_OPS[name].build(self.mixed_channels, stride, False)
-            if "pool" in name:  # reference code: pooling is followed by a non-affine BN in the mixed op
-                op = nn.Sequential(op, nn.BatchNorm2d(self.mixed_channels, affine=False))
-            ops.append(op)
-        self.ops = nn.ModuleList(ops)
+        self.ops = nn.ModuleList(CNN_OPS[name].build(self.mixed_channels, stride, False) for name in self.names)
 
-    def forward(self, x: torch.Tensor, x_relu: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        # x, x_relu: [B, C, H, W]; weights: [n_ops] over all ops including none
+    def forward(
+        self, x: torch.Tensor, x_relu: torch.Tensor, pooled: dict[str, torch.Tensor], weights: torch.Tensor
+    ) -> torch.Tensor:
+        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output; weights: [n_ops] over all ops
         part, part_relu = x[:, : self.mixed_channels], x_relu[:, : self.mixed_channels]
-        w = weights[self.columns]
-        out = sum(w[i] * op(part_relu if relu else part) for i, (op, relu) in enumerate(zip(self.ops, self.relu_input)))
-        return self._join(out, x)
+        w, w_pool = weights[self.columns], weights[self.pool_columns]
+        terms = [
+            self._weighted(op, part_relu if relu else part, w[i])
+            for i, (op, relu) in enumerate(zip(self.ops, self.relu_input))
+        ]
+        terms += [w_pool[i] * pooled[name] for i, name in enumerate(POOLS)]
+        return self._join(cast(torch.Tensor, sum(terms)), x)
 
-    def single(self, x: torch.Tensor, x_relu: torch.Tensor, op: str) -> torch.Tensor:
-        """Only the op named ``op``, with weight 1 (a single path of random search with weight sharing)."""
+    @staticmethod
+    def _weighted(op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """weight * op(x). An op that ends in a non-affine BN gets ``weight`` as that BN's scale instead: the
+        same value, but the backward then needs only what the BN keeps anyway, where a separate product
+        would also keep the op's output (about a fifth of a supernet step's memory)."""
+        if isinstance(op, nn.Sequential) and isinstance(op[-1], nn.BatchNorm2d):
+            return scaled_batch_norm(op[-1], op[:-1](x), weight)
+        return weight * op(x)
+
+    def single(self, x: torch.Tensor, x_relu: torch.Tensor, pooled: dict[str, torch.Tensor], op: str) -> torch.Tensor:
+        """Only the op named ``op``, with weight 1 (a single path of random search with weight sharing);
+        ``pooled`` holds at least that op's result when it is a pooling op."""
+        if op in POOLS:
+            return self._join(pooled[op], x)
         i = self.names.index(op)
         out = self.ops[i](x_relu[:, : self.mixed_channels] if self.relu_input[i] else x[:, : self.mixed_channels])
         return self._join(out, x)
@@ -96,12 +154,18 @@ class SearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.nodes, self.reduction = nodes, reduction
+        self.mixed_channels = c // partial
         self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else conv_bn(c_pp, c, 1, 1, 0, False)
         self.pre1 = conv_bn(c_p, c, 1, 1, 0, False)
         self.pairs = edge_index(N_INPUTS, nodes)
-        self.edges = nn.ModuleList(
-            MixedOp(c, 2 if reduction and src < N_INPUTS else 1, partial) for src, _ in self.pairs
+        self.edges = nn.ModuleList(MixedOp(c, self._stride(src), partial) for src, _ in self.pairs)
+        # one per node with outgoing edges: the inputs and every intermediate node but the last
+        self.pools = nn.ModuleList(
+            SharedPools(self.mixed_channels, self._stride(src)) for src in range(N_INPUTS + nodes - 1)
         )
+
+    def _stride(self, src: int) -> int:
+        return 2 if self.reduction and src < N_INPUTS else 1
 
     def forward(
         self,
@@ -115,6 +179,7 @@ class SearchCell(nn.Module):
         # path: edge row -> op of a single genotype (weights unused), or None for the mixture
         states = [self.pre0(F.relu(s0)), self.pre1(F.relu(s1))]
         relus = [F.relu(s) for s in states]  # once per node, shared by every op on every outgoing edge
+        pooled = [self._pools(src, states[src], path) for src in range(N_INPUTS)]
         row = 0
         for dst in range(N_INPUTS, N_INPUTS + self.nodes):
             terms = []
@@ -122,16 +187,25 @@ class SearchCell(nn.Module):
                 if path is not None:
                     if row in path:  # edges outside the genotype are not computed
                         edge = cast(MixedOp, self.edges[row])
-                        terms.append(edge.single(states[src], relus[src], path[row]))
+                        terms.append(edge.single(states[src], relus[src], pooled[src], path[row]))
                 else:
                     assert weights is not None
-                    y = self.edges[row](states[src], relus[src], weights[row])
+                    y = self.edges[row](states[src], relus[src], pooled[src], weights[row])
                     terms.append(y if edge_weights is None else edge_weights[row] * y)
                 row += 1
             states.append(sum(terms))
             if dst < N_INPUTS + self.nodes - 1:
                 relus.append(F.relu(states[-1]))
+                pooled.append(self._pools(dst, states[-1], path))
         return torch.cat(states[N_INPUTS:], dim=1)
+
+    def _pools(self, src: int, state: torch.Tensor, path: dict[int, str] | None) -> dict[str, torch.Tensor]:
+        """The pooled results edges leaving ``src`` need: both pools for the mixture, on a single path
+        only the pools its edges from ``src`` use."""
+        names: Sequence[str] = POOLS
+        if path is not None:
+            names = list(dict.fromkeys(op for row, op in path.items() if self.pairs[row][0] == src and op in POOLS))
+        return self.pools[src](state[:, : self.mixed_channels], names) if names else {}
 
 
 class CnnSupernet(ImageClassifier, Supernet):

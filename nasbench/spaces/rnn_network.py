@@ -11,9 +11,8 @@ drops words from the embedding, ``dropouti`` the embedded input (locked over tim
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -185,13 +184,11 @@ class LanguageModel(Network):
             "count": torch.tensor(targets.numel(), device=targets.device),
         }
 
-    @contextlib.contextmanager
-    def frozen_state(self) -> Iterator[None]:
-        saved = dict(self.hidden)
-        try:
-            yield
-        finally:
-            self.hidden = saved
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.hidden)
+
+    def restore_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.hidden = dict(state)
 
 
 class RnnNetwork(LanguageModel):

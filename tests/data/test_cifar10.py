@@ -94,3 +94,15 @@ def test_stream_order_depends_on_seed_and_epoch_only():
     assert not all(torch.equal(p, q) for p, q in zip(first, [y for _, y in a.epoch(4)]))
     scored = ImageStream(images[:10], labels[:10], 4, seed=1, stream=2, train=False)
     assert [len(y) for _, y in scored.epoch(0)] == [4, 4, 2]  # scoring keeps every image, in order
+
+
+def test_channels_last_stream_gives_the_same_batches_in_nhwc_memory():
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(16) % 10
+    nchw = ImageStream(images, labels, 8, seed=1, stream=0, train=True)
+    nhwc = ImageStream(images, labels, 8, seed=1, stream=0, train=True, channels_last=True)
+    for (a, ya), (b, yb) in zip(nchw.epoch(0), nhwc.epoch(0)):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+        assert b.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous(
+            memory_format=torch.channels_last
+        )

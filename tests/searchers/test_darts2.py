@@ -215,3 +215,43 @@ def test_with_xi_zero_the_gradient_is_first_order():
         s.arch_gradient(toy_batch(2), toy_batch(3))
     assert torch.allclose(second.model.alpha.grad, first.model.alpha.grad, rtol=1e-6, atol=1e-9)
     assert second.model.alpha.grad.abs().max() > 0
+
+
+def test_shared_train_gradient_steps_the_weights_from_alpha_before_its_update():
+    shared, plain = toy_searcher(SecondOrderDarts, share_train_grad="true"), toy_searcher(SecondOrderDarts)
+    reference = copy.deepcopy(shared.model)  # the same initial weights and alpha
+    weights = reference.weight_parameters()
+    reference.loss(toy_batch(0)).backward()  # at alpha before the architecture step
+    nn.utils.clip_grad_norm_(weights, shared.cfg.train.grad_clip)
+    t = shared.cfg.train
+    torch.optim.SGD(weights, lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay).step()
+    for s in (shared, plain):
+        s.step(toy_batch(0), toy_batch(1))
+    gap = [float((a - b).detach().abs().max()) for a, b in zip(shared.model.weight_parameters(), weights)]
+    plain_gap = [float((a - b).detach().abs().max()) for a, b in zip(plain.model.weight_parameters(), weights)]
+    assert max(gap) < 1e-12 and max(plain_gap) > 1e-9  # plain darts2 takes it after the update
+    assert torch.equal(shared.model.alpha, plain.model.alpha)  # the architecture gradient is the same
+    assert shared.model.advanced == plain.model.advanced == 2  # one training and one validation pass count
+
+
+def test_shared_train_gradient_keeps_the_rnn_finite_difference_on_the_state_it_started_from():
+    """The shared pass advances the hidden state; the finite-difference passes must still start where it started."""
+    steps = {}
+    for share in ("false", "true"):
+        cfg = tiny_config("darts2", "rnn", share_train_grad=share)
+        seed_all(0)
+        space = SPACES.get("rnn")()
+        data = space.load_data(None, cfg, torch.device("cpu"), 0)
+        s = SecondOrderDarts(space, cfg, data, torch.device("cpu"))
+        s.start_epoch(0)
+        train = data.train.epoch(0)
+        with torch.no_grad():
+            s.model.loss(next(train))  # a hidden state to carry
+        start = dict(s.model.hidden)
+        s.arch_gradient(next(train), next(data.val.epoch(0)))
+        steps[share] = s, start
+    (plain, _), (shared, start) = steps["false"], steps["true"]
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(shared.alphas, plain.alphas))
+    assert "train" in shared.model.hidden and (
+        "train" not in start or not torch.equal(start["train"], shared.model.hidden["train"])
+    )

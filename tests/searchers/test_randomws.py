@@ -5,6 +5,7 @@ from itertools import islice
 
 import pytest
 import torch
+from torch import nn
 
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype
@@ -14,7 +15,7 @@ from nasbench.runner import run
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.searchers.randomws import RandomWeightSharing
 from nasbench.spaces.base import SupernetOptions
-from nasbench.spaces.cnn import CNN_OP_NAMES, CnnSpace, MixedOp
+from nasbench.spaces.cnn import CNN_OP_NAMES, POOLS, CnnSpace, MixedOp
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -58,6 +59,16 @@ def test_single_path_equals_the_mixture_with_one_hot_weights():
     assert torch.allclose(net(images), path_logits, atol=1e-5)
 
 
+def path_ops(net) -> set[tuple]:
+    """(cell, edge row, op) for each op PATH computes, or (cell, "from", source node, op) for a pooling op,
+    which runs in the source node's shared pools."""
+    keys = set()
+    for c, cell in enumerate(net.cells):
+        for row, op in on_path(cell).items():
+            keys.add((c, "from", cell.pairs[row][0], op) if op in POOLS else (c, row, op))
+    return keys
+
+
 def test_single_path_computes_only_the_genotypes_ops_and_restores_the_mixture():
     cfg, space, data = build()
     net = space.supernet(cfg.space_cfg, data, SupernetOptions())
@@ -65,14 +76,20 @@ def test_single_path_computes_only_the_genotypes_ops_and_restores_the_mixture():
     for c, cell in enumerate(net.cells):
         for row, edge in enumerate(cell.edges):
             for name, op in zip(edge.names, edge.ops):
-                op.register_forward_hook(lambda *_, key=(c, row, name): called.add(key))
+                first = op[0] if isinstance(op, nn.Sequential) else op  # the mixture calls a BN-ended op in parts
+                first.register_forward_hook(lambda *_, key=(c, row, name): called.add(key))
+        for src, pools in enumerate(cell.pools):
+            for name, op in pools.ops.items():
+                op.register_forward_hook(lambda *_, key=(c, "from", src, name): called.add(key))
     images = next(data.train.epoch(0))[0]
     with net.single_path(PATH):
         net(images)
-    assert called == {(c, row, op) for c, cell in enumerate(net.cells) for row, op in on_path(cell).items()}
+    assert called == path_ops(net)
+    assert any(key[1] == "from" for key in called)  # the path does use pooling
     called.clear()
-    net(images)  # the mixture again: every op of every edge
-    assert len(called) == sum(len(edge.ops) for cell in net.cells for edge in cell.edges)
+    net(images)  # the mixture again: every op of every edge, and every node's pools
+    n_edge_ops = sum(len(edge.ops) for cell in net.cells for edge in cell.edges)
+    assert len(called) == n_edge_ops + sum(len(p.ops) for cell in net.cells for p in cell.pools)
     with pytest.raises(UserError, match="single path"):
         net.use_genotype(Genotype.of({"normal": [Edge("none", 0, 2)], "reduce": []}, {"normal": [2], "reduce": [2]}))
 
@@ -102,6 +119,11 @@ def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
                 else:  # off the path: no gradient, weights, momentum and BN statistics untouched
                     assert all(p.grad is None for p in params)
                     assert all(torch.equal(before[k], after[k]) for k in keys)
+        for src, pools in enumerate(cell.pools):  # parameter-free: only their BN statistics can move
+            for name in pools.ops:
+                keys = [k for k in after if k.startswith(f"cells.{c}.pools.{src}.ops.{name}.") and "running" in k]
+                moved = any(not torch.equal(before[k], after[k]) for k in keys)
+                assert moved == ((c, "from", src, name) in path_ops(s.supernet))
     assert checked_on == 1 * 2 + 2 * 3  # path ops with weights: 2 in the normal cell, 3 in each of 2 reduce cells
     assert all(a.grad is None for a in s.supernet.arch_parameters())
 

@@ -1,11 +1,23 @@
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import edge_index
 from nasbench.spaces.base import SupernetOptions
-from nasbench.spaces.cnn import PUBLISHED, CnnConfig, CnnSpace, CnnSupernet, MixedOp
+from nasbench.spaces.cnn import (
+    POOLS,
+    PUBLISHED,
+    CnnConfig,
+    CnnSpace,
+    CnnSupernet,
+    MixedOp,
+    SearchCell,
+    scaled_batch_norm,
+)
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import channel_shuffle, edge_softmax
 from nasbench.spaces.ops import CNN_OP_NAMES
@@ -27,17 +39,59 @@ def test_supernet_shape_and_parameters():
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_supernet_is_the_softmax_mixture_of_its_ops():
-    """Recompute one edge's output op by op, with `none` as an explicit zero, and compare."""
+def test_cell_is_the_softmax_mixture_of_its_ops_with_each_edge_pooling_its_own_input():
+    """Recompute a reduction cell edge by edge and op by op, the pooling ops with torch's functional ops and
+    a fresh batch norm per edge (as the reference code builds them), `none` as an explicit zero, and compare
+    with the cell, which pools once per node."""
     torch.manual_seed(0)
-    mixed = MixedOp(4, stride=1, partial=1).eval()
-    x = torch.randn(2, 4, 8, 8)
-    w = torch.softmax(torch.randn(len(CNN_OP_NAMES)), 0)
-    expected = torch.zeros_like(x)
-    for name, op, relu in zip(mixed.names, mixed.ops, mixed.relu_input):
-        expected += w[CNN_OP_NAMES.index(name)] * op(torch.relu(x) if relu else x)
-    assert torch.allclose(mixed(x, torch.relu(x), w), expected, atol=1e-6)
-    assert "none" not in mixed.names and len(mixed.ops) == 7
+    cell = SearchCell(nodes=3, c_pp=4, c_p=4, c=4, reduction=True, reduction_prev=False, partial=1)
+    s0, s1 = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
+    out = cell(s0, s1, weights, None)
+    states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
+    for dst in range(2, 5):
+        node = torch.zeros(())
+        for src in range(dst):
+            row = cell.pairs.index((src, dst))
+            edge, x, w = cell.edges[row], states[src], weights[row]
+            for name, op, relu in zip(edge.names, edge.ops, edge.relu_input):
+                node = node + w[CNN_OP_NAMES.index(name)] * op(torch.relu(x) if relu else x)
+            pooled = {
+                "max_pool_3x3": F.max_pool2d(x, 3, edge.stride, 1),
+                "avg_pool_3x3": F.avg_pool2d(x, 3, edge.stride, 1, count_include_pad=False),
+            }
+            for name, y in pooled.items():
+                node = node + w[CNN_OP_NAMES.index(name)] * F.batch_norm(y, None, None, training=True)
+            node = node + w[CNN_OP_NAMES.index("none")] * torch.zeros_like(y)
+        states.append(node)
+    expected = torch.cat(states[2:], dim=1)
+    assert torch.allclose(out, expected, atol=1e-5)
+    probe = torch.randn_like(out)
+    (grad,) = torch.autograd.grad((out * probe).sum(), weights)
+    (want,) = torch.autograd.grad((expected * probe).sum(), weights)
+    assert torch.allclose(grad, want, atol=1e-5) and grad.abs().max() > 0
+    assert all("none" not in edge.names and len(edge.ops) == 5 for edge in cell.edges)
+    assert len(cell.pools) == 4  # the two inputs and the first two of three nodes have outgoing edges
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_scaled_batch_norm_is_the_scale_times_the_batch_norm(training):
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(3, affine=False)
+    bn.running_mean.uniform_(-1, 1)  # eval mode reads these
+    bn.running_var.uniform_(0.5, 2)
+    ref = copy.deepcopy(bn)
+    bn.train(training), ref.train(training)
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    scale = torch.tensor(0.7, requires_grad=True)
+    got, want = scaled_batch_norm(bn, x, scale), scale * ref(x)
+    assert torch.allclose(got, want, atol=1e-6)
+    probe = torch.randn_like(got)
+    grads = torch.autograd.grad((got * probe).sum(), (x, scale))
+    ref_grads = torch.autograd.grad((want * probe).sum(), (x, scale))
+    assert all(torch.allclose(g, r, atol=1e-5) for g, r in zip(grads, ref_grads))
+    for name, buffer in ref.named_buffers():
+        assert torch.equal(getattr(bn, name), buffer), name
 
 
 def test_alpha_of_none_still_gets_its_gradient():
@@ -54,7 +108,7 @@ def test_partial_channels_mix_a_quarter_and_shuffle():
     x = torch.randn(1, 8, 4, 4)
     w = torch.zeros(len(CNN_OP_NAMES))
     w[CNN_OP_NAMES.index("skip_connect")] = 1.0  # identity on the mixed part: output is a shuffle of x
-    out = mixed(x, torch.relu(x), w)
+    out = mixed(x, torch.relu(x), {name: torch.randn(1, 2, 4, 4) for name in POOLS}, w)
     assert torch.equal(out, channel_shuffle(x, 4))
 
 
