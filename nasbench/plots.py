@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +139,36 @@ def plot_alphas(record: RunRecord, ops: list[str], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+DIVERGED = 1e12  # a curve value beyond this (e.g. a perplexity of exp(700)) is drawn as a gap
+
+
+def drawable(values: Sequence[float]) -> list[float]:
+    """``values`` with the diverged ones (not finite, or beyond ``DIVERGED`` in size) made NaN, which
+    matplotlib draws as gaps; one such value would otherwise stretch a log axis past what it can draw."""
+    return [v if math.isfinite(v) and abs(v) <= DIVERGED else math.nan for v in values]
+
+
 def plot_curves(records: list[RunRecord], key: str, ylabel: str, title: str, path: Path) -> Path | None:
     """``key`` per epoch, one line per record, one colour per searcher/preset group; None if no record has it."""
     groups: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[f"{record.searcher} ({record.preset})"].append(record)
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    drawn = False
+    drawn, diverged = False, 0
     for i, (label, members) in enumerate(sorted(groups.items())):
         for j, record in enumerate(sorted(members, key=lambda r: r.seed)):
-            points = [(e["epoch"], e[key]) for e in record.epochs if e.get(key) is not None]
+            points = [(e["epoch"], float(e[key])) for e in record.epochs if e.get(key) is not None]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, marker="o", color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
+                shown = drawable(ys)
+                diverged += sum(math.isnan(y) for y in shown)
+                ax.plot(xs, shown, marker="o", color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
                 drawn = True
     if not drawn:
         plt.close(fig)
         return None
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title, yscale="log" if "perplexity" in ylabel else "linear")
+    xlabel = "epoch" + (f"\n({diverged} diverged scores, not finite or above {DIVERGED:.0e}: gaps)" if diverged else "")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if "perplexity" in ylabel else "linear")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, title="one line per seed", title_fontsize=8)

@@ -65,6 +65,7 @@ class Row:
     final_eig: float | None = None  # mean over seeds, last epoch's dominant Hessian eigenvalue
     device: str = ""
     note: int | None = None  # footnote number (published rows)
+    non_finite: int = 0  # seeds whose final score is NaN or infinite (left out of ``score``)
 
 
 @dataclass
@@ -89,6 +90,10 @@ class Report:
                 f"{self.evaluations} evaluation record(s) not listed on their own: nasbench eval copies "
                 "test results into the search record it evaluated"
             )
+        diverged = [r for rows in self.tables.values() for r in rows if r.non_finite]
+        if diverged:
+            groups = ", ".join(f"{r.space} {r.label} ({r.non_finite})" for r in diverged)
+            lines.append(f"not finite: final scores that are NaN or infinite, left out of the mean: {groups}")
         lines.extend(f"skipped: {problem}" for problem in self.problems)
         return lines
 
@@ -220,6 +225,7 @@ def measured_row(records: list[RunRecord], kind: str) -> Row:
         skip_count=_mean([_skip_count(r) for r in records]),
         final_eig=_mean([_lookup(r, EIG_KEY) for r in records]),
         device=", ".join(sorted({str(r.provenance.get("device_name", "?")) for r in records})),
+        non_finite=sum(value is not None and not math.isfinite(value) for value, _ in scores),
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from nasbench.cli import main
-from nasbench.plots import op_colors, plot_alphas, save_plots
+from nasbench.plots import drawable, op_colors, plot_alphas, save_plots
 from nasbench.report import build_report
 from nasbench.spaces.cnn import CnnSpace
 from tests.test_tables import make_record, save
@@ -86,3 +87,9 @@ def test_table_and_plots_of_a_real_tiny_run(tmp_path, capsys):
     assert "| darts1" in out and "(val)" in out and "CPU" in out
     assert all(is_png(path) for path in (tmp_path / "plots").glob("*.png"))
     assert len(list((tmp_path / "plots").glob("*_alphas.png"))) == 1
+
+
+def test_diverged_values_become_gaps():
+    shown = drawable([10.0, 1e300, math.nan, math.inf, -2.0, 1e12])
+    assert shown[0] == 10.0 and shown[4] == -2.0 and shown[5] == 1e12
+    assert all(math.isnan(v) for v in shown[1:4])

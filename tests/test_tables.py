@@ -240,3 +240,13 @@ def test_params_attached_by_an_evaluation_are_read(tmp_path):
     save(make_record("darts1", 0, metrics={"test_acc": 97.0, "eval_params_m": 3.4}), tmp_path)
     (row,) = [r for r in build_report([tmp_path]).tables["cnn"] if r.source == "measured"]
     assert row.params_m == 3.4 and row.score.mean == pytest.approx(3.0) and row.score_from == "test"
+
+
+def test_a_non_finite_score_is_left_out_and_footnoted(tmp_path):
+    save(make_record("darts1", 0, val_accs=(20.0, 30.0)), tmp_path)
+    save(make_record("darts1", 1, val_accs=(20.0, math.nan)), tmp_path)
+    report = build_report([tmp_path])
+    (row,) = [r for r in report.tables["cnn"] if r.source == "measured"]
+    assert row.score is not None and row.score.n == 1 and row.score.mean == pytest.approx(70.0)
+    assert row.non_finite == 1
+    assert any("not finite" in line and "cnn darts1 (1)" in line for line in report.footnotes())

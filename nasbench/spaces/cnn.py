@@ -108,17 +108,27 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(CNN_OPS[name].build(self.mixed_channels, stride, False) for name in self.names)
 
     def forward(
-        self, x: torch.Tensor, x_relu: torch.Tensor, pooled: dict[str, torch.Tensor], weights: torch.Tensor
+        self,
+        x: torch.Tensor,
+        x_relu: torch.Tensor,
+        pooled: dict[str, torch.Tensor],
+        weights: torch.Tensor,
+        edge_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output; weights: [n_ops] over all ops
+        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output; weights: [n_ops] over all ops;
+        # edge_weight: this edge's PC-DARTS normalisation weight (0-dim) or None. It scales the op weights and
+        # the bypassed channels rather than the edge's output: the same value, without keeping that output
+        # (a full-width tensor per edge) for the backward.
         part, part_relu = x[:, : self.mixed_channels], x_relu[:, : self.mixed_channels]
+        if edge_weight is not None:
+            weights = weights * edge_weight
         w, w_pool = weights[self.columns], weights[self.pool_columns]
         terms = [
             self._weighted(op, part_relu if relu else part, w[i])
             for i, (op, relu) in enumerate(zip(self.ops, self.relu_input))
         ]
         terms += [w_pool[i] * pooled[name] for i, name in enumerate(POOLS)]
-        return self._join(cast(torch.Tensor, sum(terms)), x)
+        return self._join(cast(torch.Tensor, sum(terms)), x, edge_weight)
 
     @staticmethod
     def _weighted(op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -138,13 +148,15 @@ class MixedOp(nn.Module):
         out = self.ops[i](x_relu[:, : self.mixed_channels] if self.relu_input[i] else x[:, : self.mixed_channels])
         return self._join(out, x)
 
-    def _join(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _join(self, out: torch.Tensor, x: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
         # out: the mixed channels' result; x: the edge input, whose other channels bypass the ops
         if self.partial == 1:
             return out
         rest = x[:, self.mixed_channels :]
         if self.stride == 2:
             rest = F.max_pool2d(rest, 2, 2)
+        if edge_weight is not None:
+            rest = edge_weight * rest
         return channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
 
 
@@ -190,8 +202,8 @@ class SearchCell(nn.Module):
                         terms.append(edge.single(states[src], relus[src], pooled[src], path[row]))
                 else:
                     assert weights is not None
-                    y = self.edges[row](states[src], relus[src], pooled[src], weights[row])
-                    terms.append(y if edge_weights is None else edge_weights[row] * y)
+                    edge_weight = None if edge_weights is None else edge_weights[row]
+                    terms.append(self.edges[row](states[src], relus[src], pooled[src], weights[row], edge_weight))
                 row += 1
             states.append(sum(terms))
             if dst < N_INPUTS + self.nodes - 1:

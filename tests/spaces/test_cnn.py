@@ -187,3 +187,29 @@ def test_discrete_network_loss_adds_the_weighted_auxiliary_loss():
     net.eval()
     scores = net.evaluate((images, labels))
     assert int(scores["count"]) == 3 and 0 <= int(scores["correct"]) <= 3
+
+
+def test_edge_weight_inside_the_edge_equals_scaling_its_output():
+    """PC-DARTS' edge weight scales the op weights and the bypassed channels; the result must equal e * edge(x)."""
+    torch.manual_seed(0)
+    cell = SearchCell(nodes=2, c_pp=8, c_p=8, c=8, reduction=True, reduction_prev=False, partial=4)
+    s0, s1 = torch.randn(2, 8, 8, 8), torch.randn(2, 8, 8, 8)
+    weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
+    beta = torch.randn(len(cell.pairs), requires_grad=True)
+    edge_weights = edge_softmax(beta, 2, 2)
+    out = cell(s0, s1, weights, edge_weights)
+    states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
+    for dst in (2, 3):
+        node = torch.zeros(())
+        for src in range(dst):
+            row = cell.pairs.index((src, dst))
+            x = states[src]
+            pooled = cell.pools[src](x[:, : cell.mixed_channels])
+            node = node + edge_weights[row] * cell.edges[row](x, torch.relu(x), pooled, weights[row])
+        states.append(node)
+    expected = torch.cat(states[2:], dim=1)
+    assert torch.allclose(out, expected, atol=1e-5)
+    probe = torch.randn_like(out)
+    grads = torch.autograd.grad((out * probe).sum(), (weights, beta), retain_graph=True)
+    wants = torch.autograd.grad((expected * probe).sum(), (weights, beta))
+    assert all(torch.allclose(g, w, atol=1e-5) and g.abs().max() > 0 for g, w in zip(grads, wants))
