@@ -342,7 +342,7 @@ class CnnSpace(SearchSpace):
     published = PUBLISHED
     presets = {
         "paper": {"train": {}, "space": {}},
-        # A 2-core CPU budget on the built-in slice (about 7 minutes): a narrower, shallower supernet,
+        # A 2-core CPU budget on the built-in slice (about 4 minutes): a narrower, shallower supernet,
         # 4 epochs of 20 steps, each epoch scored on the first 640 architecture-split images.
         "small": {
             "train": {
