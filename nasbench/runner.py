@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from nasbench.config import AUTOCAST_DTYPES, RunConfig, TrainConfig
+from nasbench.config import AUTOCAST_DTYPES, RunConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
@@ -44,17 +44,6 @@ def search_autocast(setting: str, device: torch.device) -> contextlib.AbstractCo
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
-
-
-def check_precision(train: TrainConfig, device: torch.device) -> None:
-    """Refuse settings whose kernels are broken here. torch 2.14's CPU weight gradient of a dilated depthwise
-    convolution (dil_conv_5x5) in bfloat16 and channels-last returns NaN in about one call in four (8 of 30
-    on this project's 2-core EPYC); float32, or bfloat16 in NCHW, are fine."""
-    if device.type == "cpu" and train.autocast != "off" and train.channels_last:
-        raise UserError(
-            f"autocast={train.autocast} with channels_last=true gives NaN gradients on the CPU (a torch kernel "
-            "bug in bfloat16 dilated depthwise convolutions); add --set channels_last=false, or use a GPU"
-        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -312,7 +301,6 @@ def run(
 
     seed_all(cfg.seed)
     device = resolve_device(cfg.device)
-    check_precision(cfg.train, device)
     baseline_kib = current_rss_kib()
     space = SPACES.get(cfg.space)()
     searcher_cls = SEARCHERS.get(cfg.searcher)

@@ -67,3 +67,9 @@ def test_darts2_finite_difference_passes_stay_float32_under_autocast():
         s.model.loss(batch)  # a pass of the search itself
         s.train_alpha_grad(list(s.weights), batch, seed=0, state=None)
     assert dtypes == [torch.bfloat16, torch.float32]
+
+
+def test_bf16_on_the_cpu_is_refused_only_where_batches_are_channels_last_images(tmp_path):
+    cfg = tiny_config("darts1", "rnn", autocast="bf16", epochs="1", hessian_every="0")
+    record = run(cfg, tmp_path, progress=False, echo=lambda line: None)  # channels_last means nothing to text
+    assert record.status == "completed"
