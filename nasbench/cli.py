@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from nasbench.cli_flags import add_training_flags
-from nasbench.config import config_from_dict, parse_set_flags, resolve_config
+from nasbench.cli_flags import add_training_flags, apply_threads, show_progress
+from nasbench.config import RunConfig, config_differences, config_from_dict, parse_set_flags, resolve_config
 from nasbench.errors import UserError
 from nasbench.eval.command import add_eval_parser, cmd_eval
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import RunRecord
-from nasbench.runner import RECORD, find_resumable, new_run_dir, resolve_device, run
+from nasbench.rundir import EVAL_KIND, RECORD, create_unique_dir, find_resumable, timestamped_name
+from nasbench.runner import resolve_device, run
+from nasbench.signals import interrupt_on_signals
+from nasbench.sweep.command import add_sweep_parser, cmd_sweep
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the registered searchers and search spaces")
     add_eval_parser(sub)
+    add_sweep_parser(sub)
 
     t = sub.add_parser("table", help="paper-style comparison tables (and plots) from run records")
     t.add_argument("runs", nargs="+", metavar="RUNS", help="record.json files or folders searched for them")
@@ -50,35 +56,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     space = SPACES.get(args.space)()
     device = resolve_device(args.device)
     preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    train_flags = {"epochs": args.epochs} if args.epochs is not None else {}
+    asked = resolve_config(
+        searcher_cls,
+        space,
+        searcher=args.searcher,
+        preset=preset,
+        seed=args.seed,
+        device=args.device,
+        data=args.data,
+        train_flags=train_flags,
+        set_pairs=parse_set_flags(args.set),
+    )
     if args.resume is not None:
-        run_dir = (
-            Path(args.resume)
-            if args.resume
-            else find_resumable(Path(args.out), args.searcher, args.space, preset, args.seed)
-        )
-        stored = RunRecord.load(run_dir / RECORD).config
-        cfg = config_from_dict(stored, searcher_cls, space)
+        stem = f"{args.searcher}-{preset}-seed{args.seed}"
+        what = f"{args.searcher}/{args.space} run (preset {preset}, seed {args.seed})"
+        run_dir = Path(args.resume) if args.resume else find_resumable(Path(args.out) / args.space, stem, what)
+        cfg = stored_config(run_dir, args.searcher, searcher_cls, space)
+        if args.set or args.epochs is not None:
+            refuse_changes(cfg, asked, run_dir)
         print(f"resuming {run_dir} with its stored configuration")
     else:
-        train_flags = {"epochs": args.epochs} if args.epochs is not None else {}
-        cfg = resolve_config(
-            searcher_cls,
-            space,
-            searcher=args.searcher,
-            preset=preset,
-            seed=args.seed,
-            device=args.device,
-            data=args.data,
-            train_flags=train_flags,
-            set_pairs=parse_set_flags(args.set),
+        cfg = asked
+        run_dir = create_unique_dir(
+            Path(args.out) / cfg.space, timestamped_name(cfg.searcher, cfg.preset, f"seed{cfg.seed}")
         )
-        run_dir = new_run_dir(Path(args.out), cfg)
     print(f"nasbench run: {cfg.searcher} on {cfg.space}, preset {cfg.preset}, seed {cfg.seed}, device {device}")
+    started = time.perf_counter()
     try:
-        record = run(cfg, run_dir, resume=args.resume is not None, download=args.download, progress=not args.quiet)
+        with interrupt_on_signals():
+            record = run(
+                cfg, run_dir, resume=args.resume is not None, download=args.download, progress=show_progress(args)
+            )
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted; the record says so and the last epoch's checkpoint is kept in {run_dir}.\n"
+            f"\ninterrupted; {run_dir}/record.json says so and the checkpoint holds the last complete epoch.\n"
             f"continue with: python -m nasbench run --searcher {cfg.searcher} --space {cfg.space} "
             f"--resume {run_dir}",
             file=sys.stderr,
@@ -88,6 +100,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if record.status != "completed":
         print(f"run {record.status}: {record.error}\nrecord: {record_path}", file=sys.stderr)
         return 1
+    print_summary(record, record_path, time.perf_counter() - started)
+    if cfg.preset != "paper":
+        fetch = " --download" if space.dataset == "cifar10" else ""
+        print(
+            "the paper's full protocol (GPU, full data set): python -m nasbench run "
+            f"--searcher {cfg.searcher} --space {cfg.space} --preset paper --device cuda --data PATH{fetch}"
+        )
+    return 0
+
+
+def stored_config(run_dir: Path, searcher: str, searcher_cls: Any, space: Any) -> RunConfig:
+    """The configuration a run folder's record holds, with a clear error for a folder of another kind."""
+    record = RunRecord.load(run_dir / RECORD)
+    if record.searcher == EVAL_KIND:
+        raise UserError(
+            f"{run_dir} holds an evaluation, not a search; continue it with nasbench eval --resume {run_dir}"
+        )
+    if (record.searcher, record.space) != (searcher, space.name):
+        raise UserError(f"{run_dir} holds a {record.searcher} search on {record.space}, not {searcher} on {space.name}")
+    return config_from_dict(record.config, searcher_cls, space)
+
+
+def refuse_changes(stored: RunConfig, asked: RunConfig, run_dir: Path) -> None:
+    """--set or --epochs with --resume must agree with the stored run: a resumed run is the same run."""
+    changed = config_differences(stored, asked)
+    if changed:
+        raise UserError(
+            f"--resume {run_dir}: the stored run has " + "; ".join(changed) + ". A resumed run keeps its "
+            "configuration: leave out --set/--epochs, or start a new run"
+        )
+
+
+def print_summary(record: RunRecord, record_path: Path, wall_seconds: float) -> None:
     metric = {k: v for k, v in record.metrics.items() if k in ("val_acc", "val_ppl")}
     print(f"\nderived genotype:\n  {record.genotype}")
     print(
@@ -97,14 +142,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     truth = {k: v for k, v in record.metrics.items() if k.startswith("true_")}
     if truth:
         print("ground truth of the derived cell: " + ", ".join(f"{k} {v:.2f}" for k, v in truth.items()))
+    hessian = record.metrics.get("hessian_device_hours", 0.0)
+    print(f"wall time {wall_seconds / 60:.1f} min (of which the suite's eigenvalue measurement {hessian * 60:.1f} min)")
     print(f"record: {record_path}")
-    if cfg.preset != "paper":
-        fetch = " --download" if space.dataset == "cifar10" else ""
-        print(
-            "the paper's full protocol (GPU, full data set): python -m nasbench run "
-            f"--searcher {cfg.searcher} --space {cfg.space} --preset paper --device cuda --data PATH{fetch}"
-        )
-    return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -132,12 +172,16 @@ def cmd_table(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("run", "eval"):  # a sweep's --threads are per cell, set in its workers
+            apply_threads(args.threads)
         if args.command == "list":
             return cmd_list()
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "table":
             return cmd_table(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

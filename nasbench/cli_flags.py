@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+import torch
+
+from nasbench.errors import UserError
 
 
 def add_training_flags(p: argparse.ArgumentParser, what: str) -> None:
@@ -29,4 +35,29 @@ def add_training_flags(p: argparse.ArgumentParser, what: str) -> None:
         metavar="RUN_DIR",
         help=f"continue an interrupted {what}: the newest unfinished one matching the flags, or RUN_DIR",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when output is not a terminal)")
+    add_threads_flag(p)
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's own); give 1 to each of several runs side by side",
+    )
+
+
+def apply_threads(threads: int | None) -> None:
+    """``--threads``: torch's intra-op threads, and the OpenMP/MKL variables any child process inherits."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UserError(f"--threads {threads}: use 1 or more")
+    torch.set_num_threads(threads)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal, and not with --quiet."""
+    return not args.quiet and sys.stderr.isatty()

@@ -51,16 +51,20 @@ class TrainConfig:
     autocast: str = "off"
     # Collapse metrics (RobustDARTS: Zela et al., ICLR 2020). sec. 4.1 tracks the dominant eigenvalue of the
     # validation-loss Hessian w.r.t. alpha over the search; here by Lanczos on fixed batches.
-    hessian_every: int = 1  # epochs between eigenvalue measurements; 0: never
+    hessian_every: int = 1  # measure after epochs 1, 1 + k, 1 + 2k, ... and the last (RobustDARTS); 0: never
     hessian_batches: int = 1  # fixed (first, unaugmented) architecture-split batches the Hessian is taken on
     hessian_iters: int = 10  # at most this many Hessian-vector products (Lanczos steps) per measurement
     hessian_tol: float = 1e-3  # stop earlier once the estimate changes by less than this (relative)
-    # DARTS-ES (sec. 4.3): stop when the eigenvalue's local average over `early_stop_window` measurements
-    # grows by more than `early_stop_factor` (1 / 0.75 in the paper) over that many measurements, and
-    # return the genotype from before the growth.
+    # DARTS-ES (sec. 4.3, as RobustDARTS' EVLocalAvg applies it; metrics.collapse.EarlyStopRule): stop when
+    # the eigenvalue's centred local average over `early_stop_window` measurements exceeds `early_stop_factor`
+    # times the one `early_stop_delta` measurements earlier, and return the genotype of that earlier average's
+    # centre epoch, never one from before `early_stop_start_epoch` (counted from 0). RobustDARTS measures the
+    # eigenvalue every 2 epochs for it (hessian_every=2).
     early_stop: bool = False
-    early_stop_factor: float = 1.3
     early_stop_window: int = 5
+    early_stop_delta: int = 4
+    early_stop_factor: float = 1.3
+    early_stop_start_epoch: int = 10
 
 
 @dataclass(frozen=True)
@@ -171,8 +175,15 @@ def _check_train(train: TrainConfig) -> None:
         problems.append("w_lr must be positive and arch_lr non-negative")
     if train.hessian_every < 0 or train.hessian_batches < 1 or train.hessian_iters < 1:
         problems.append("hessian_every must be >= 0, hessian_batches and hessian_iters >= 1")
-    if train.early_stop and (train.hessian_every < 1 or train.early_stop_window < 1 or train.early_stop_factor <= 1):
-        problems.append("early_stop needs hessian_every >= 1, early_stop_window >= 1 and early_stop_factor > 1")
+    if (
+        train.early_stop
+        and (train.hessian_every < 1 or train.early_stop_window < 1 or train.early_stop_delta < 1)
+        or train.early_stop_factor <= 1
+    ):
+        problems.append(
+            "early_stop needs hessian_every >= 1, early_stop_window >= 1, early_stop_delta >= 1 and "
+            f"early_stop_factor > 1 (got {train.early_stop_factor})"
+        )
     if train.autocast not in AUTOCAST_DTYPES:
         problems.append(f"autocast={train.autocast!r} must be one of {sorted(AUTOCAST_DTYPES)}")
     if problems:
@@ -223,6 +234,17 @@ def resolve_config(
         space_cfg=resolved["space"],
         searcher_cfg=resolved["searcher"],
     )
+
+
+def config_differences(stored: RunConfig, asked: RunConfig) -> list[str]:
+    """``section.key=stored (asked: value)`` for every setting in which two configurations differ."""
+    a, b = stored.to_dict(), asked.to_dict()
+    out = []
+    for section in ("train", "space_config", "searcher_config"):
+        for key in sorted(set(a[section]) & set(b[section])):
+            if a[section][key] != b[section][key]:
+                out.append(f"{section.removesuffix('_config')}.{key}={a[section][key]!r} (asked: {b[section][key]!r})")
+    return out
 
 
 def config_from_dict(raw: dict[str, Any], searcher_cls: Any, space: Any) -> RunConfig:

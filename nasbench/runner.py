@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -20,22 +17,25 @@ from nasbench.config import AUTOCAST_DTYPES, RunConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
-from nasbench.metrics.collapse import CollapseSettings, early_stop_decision, epoch_collapse_stats
+from nasbench.metrics.collapse import CollapseSettings, EarlyStopRule, early_stop_decision, epoch_collapse_stats
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
-from nasbench.provenance import provenance, rng_state, seed_all, set_rng_state
+from nasbench.provenance import provenance, rng_state, seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import RunRecord
+from nasbench.rundir import (
+    NonFiniteLoss,
+    RunFolder,
+    load_state,
+    now_iso,
+    open_folder,
+    reopen,
+    save_record,
+    track_status,
+)
 from nasbench.searchers.base import Searcher
 from nasbench.spaces.base import SearchSpace
 
-RECORD = "record.json"
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.txt"
 SYNC_EVERY = 10  # steps between host syncs (progress bar, NaN check)
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 def search_autocast(setting: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -56,34 +56,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def new_run_dir(out: Path, cfg: RunConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / cfg.space / f"{cfg.searcher}-{cfg.preset}-seed{cfg.seed}-{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return run_dir
-
-
-def find_resumable(out: Path, searcher: str, space: str, preset: str, seed: int) -> Path:
-    """The newest run of this searcher/space/preset/seed under ``out`` that did not complete."""
-    candidates = sorted((Path(out) / space).glob(f"{searcher}-{preset}-seed{seed}-*/{CHECKPOINT}"))
-    for checkpoint in reversed(candidates):
-        record = checkpoint.parent / RECORD
-        if not record.exists() or RunRecord.load(record).status != "completed":
-            return checkpoint.parent
-    raise UserError(
-        f"nothing to resume: no unfinished {searcher}/{space} run (preset {preset}, seed {seed}) with a "
-        f"checkpoint under {out}; pass --resume RUN_DIR to name one"
-    )
-
-
 @dataclass
 class Run:
     """Everything one search run holds while it runs."""
 
     cfg: RunConfig
-    run_dir: Path
+    folder: RunFolder
     space: SearchSpace
     data: SearchData
     searcher: Searcher
@@ -94,15 +72,8 @@ class Run:
     baseline_kib: int | None = None  # resident memory before data and model were built
 
     def save(self, epoch: int) -> None:
-        """Record first, then checkpoint (atomic each); the checkpoint carries its own copy of the record."""
-        self.record.save(self.run_dir / RECORD)
-        state = {
-            "epoch": epoch,
-            "searcher": self.searcher.state_dict(),
-            "rng": rng_state(),
-            "record": self.record.to_dict(),
-        }
-        save_checkpoint(state, self.run_dir / CHECKPOINT)
+        state = {"epoch": epoch, "searcher": self.searcher.state_dict(), "rng": rng_state()}
+        self.folder.save(self.record, state, epochs_done=len(self.record.epochs))
 
     def steps(self, epoch: int) -> int:
         n = len(self.data.train)
@@ -141,17 +112,21 @@ class Run:
         """The suite's own measurements of collapse, outside the method's cost (timed as ``hessian_seconds``)."""
         t = self.cfg.train
         previous = self.record.epochs[-1]["genotype"] if self.record.epochs else None
-        settings = CollapseSettings(t.hessian_every, t.hessian_batches, t.hessian_iters, t.hessian_tol)
+        settings = CollapseSettings(
+            t.epochs, t.hessian_every, t.hessian_batches, t.hessian_iters, t.hessian_tol, t.arch_weight_decay
+        )
         fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
         return epoch_collapse_stats(self.searcher.model, genotype, previous, text, fixed, epoch, settings, self.space)
 
     def execute(self, start_epoch: int) -> RunRecord:
         record, epochs = self.record, self.cfg.train.epochs
         self.log(f"data: {self.data.description}")
-        self.log(f"run folder: {self.run_dir}")
-        epoch = start_epoch
-        try:
+        self.log(f"run folder: {self.folder.path}")
+        running = {"epoch": start_epoch + 1}
+        fix = "Lower the learning rates (--set w_lr=..., --set arch_lr=...) or check the data."
+        with track_status(record, self.folder, lambda: running["epoch"], fix):
             for epoch in range(start_epoch, epochs):
+                running["epoch"] = epoch + 1
                 autocast = search_autocast(self.cfg.train.autocast, self.device)
                 with PhaseMeter(self.device, self.baseline_kib) as meter, autocast:
                     stats, genotype = self.run_epoch(epoch)
@@ -160,36 +135,45 @@ class Run:
                 stats.update(self.searcher.epoch_extras())
                 record.epochs.append(stats)
                 record.metrics = summarize_metrics(record, meter.method)
+                stop = early_stop_decision(record.epochs, self.early_stop) if self.early_stop else None
+                if stop is not None and epoch < epochs - 1:  # RobustDARTS does not check after the last epoch
+                    returned = record.epochs[stop[0]]["epoch"]
+                    record.metrics.update(early_stopped=True, early_stop_epoch=returned, early_stop_reason=stop[1])
+                self.save(epoch)  # before the epoch's line: a line on screen means a checkpoint on disk
                 self.log(epoch_line(stats, epochs, self.space.metric))
-                stop = early_stop_decision(
-                    record.epochs, self.cfg.train.early_stop_factor, self.cfg.train.early_stop_window
-                )
-                if self.cfg.train.early_stop and stop is not None:
-                    record.metrics.update(early_stopped=True, early_stop_epoch=stop[0] + 1, early_stop_reason=stop[1])
-                    self.log(stop[1])
-                self.save(epoch)
                 if record.metrics.get("early_stopped"):
+                    self.log(record.metrics["early_stop_reason"])
                     break
-            record.status = "completed"
-            keep = record.metrics.get("early_stop_epoch", len(record.epochs))
-            record.genotype = record.epochs[keep - 1]["genotype"] if record.epochs else None
-            if record.epochs:  # ground truth (NAS-Bench-201) of the genotype returned, not of the last epoch's
-                record.metrics.update({k: v for k, v in record.epochs[keep - 1].items() if k.startswith("true_")})
-        except KeyboardInterrupt:
-            record.status = "interrupted"
-            record.error = f"interrupted during epoch {epoch + 1}; the checkpoint holds epoch {len(record.epochs)}"
-            raise
-        except NonFiniteLoss as exc:
-            record.status = "failed"
-            record.error = f"{exc}. Lower the learning rates (--set w_lr=..., --set arch_lr=...) or check the data."
-        except Exception as exc:
-            record.status = "failed"
-            record.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            record.finished_at = _now()
-            record.save(self.run_dir / RECORD)
+            if record.epochs:
+                record.metrics.update(returned_genotype(record.epochs, record.metrics, self.space.metric))
+                record.genotype = record.epochs[record.metrics["returned_epoch"] - 1]["genotype"]
         return record
+
+    @property
+    def early_stop(self) -> EarlyStopRule | None:
+        t = self.cfg.train
+        if not t.early_stop:
+            return None
+        return EarlyStopRule(t.early_stop_window, t.early_stop_delta, t.early_stop_factor, t.early_stop_start_epoch)
+
+
+def returned_genotype(epochs: list[dict[str, Any]], metrics: dict[str, Any], metric: str) -> dict[str, Any]:
+    """Which epoch's genotype the run returns (the last, or DARTS-ES's choice) and its ground truth; beside
+    it, the genotype of the epoch that the search's own validation score ranks best, and its ground truth."""
+    returned = metrics.get("early_stop_epoch", epochs[-1]["epoch"])
+    out: dict[str, Any] = {
+        "returned_epoch": returned,
+        "returned_by": "DARTS-ES" if "early_stop_epoch" in metrics else "last epoch",
+    }
+    chosen = epochs[returned - 1]
+    out.update({k: v for k, v in chosen.items() if k.startswith("true_")})  # of the genotype returned
+    key, sign = ("val_acc", 1.0) if metric == "acc" else ("val_ppl", -1.0)
+    scored = [e for e in epochs if isinstance(e.get(key), (int, float)) and math.isfinite(e[key])]
+    if scored:
+        best = max(scored, key=lambda e: (sign * e[key], -e["epoch"]))  # the earliest of equal scores
+        out.update(best_val_epoch=best["epoch"], best_val_genotype=best["genotype"])
+        out.update({f"best_val_{k}": v for k, v in best.items() if k.startswith("true_")})
+    return out
 
 
 def summarize_metrics(record: RunRecord, mem_method: str) -> dict[str, Any]:
@@ -210,13 +194,6 @@ def summarize_metrics(record: RunRecord, mem_method: str) -> dict[str, Any]:
     return metrics
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` atomically: a crash mid-write leaves the previous checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
     parts = [f"epoch {stats['epoch']}/{epochs}"]
     for key in ("train_loss", "arch_loss", "val_loss"):
@@ -232,92 +209,52 @@ def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
     return " | ".join(parts)
 
 
-def run_logger(run_dir: Path, progress: bool, echo: Callable[[str], None]) -> Callable[[str], None]:
-    """A log function: one timestamped line per call in ``run_dir/log.txt``, and the line on the console."""
-
-    def log(line: str) -> None:
-        with (run_dir / LOG).open("a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        (tqdm.write if progress else echo)(line)
-
-    return log
-
-
-def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The checkpoint of ``run_dir``, on the CPU (the random states must be); a clear error if there is none."""
-    checkpoint = run_dir / CHECKPOINT
-    if not checkpoint.exists():
-        raise UserError(f"cannot resume: {checkpoint} does not exist (the run ended before its first epoch)")
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)
-
-
-def reopen(run_dir: Path, log: Callable[[str], None], epochs: int) -> tuple[dict[str, Any], RunRecord, int]:
-    """For ``--resume``: the checkpoint's state (random states restored), its record reopened, and the first
-    epoch still to run."""
-    state = load_checkpoint(run_dir)
-    set_rng_state(state["rng"])
-    record = RunRecord(**state["record"])
-    record.status, record.error, record.finished_at = "running", None, None
-    start = state["epoch"] + 1
-    log(f"resuming after epoch {start} of {epochs}")
-    return state, record, start
-
-
-def load_checkpoint_state(load: Callable[[dict[str, Any]], None], state: dict[str, Any], run_dir: Path) -> None:
-    """``load(state)``, with a clear error where the checkpoint was written by code whose modules differ
-    (torch reports missing or unexpected keys and shape mismatches as RuntimeError)."""
-    try:
-        load(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise UserError(
-            f"cannot resume {run_dir}: its checkpoint does not fit this version of the code ({reason}); "
-            "start a new run without --resume"
-        ) from None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def run(
     cfg: RunConfig,
     run_dir: Path,
     *,
-    resume: bool = False,
+    resume: bool | str = False,
     download: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> RunRecord:
     """Search with ``cfg``, writing ``record.json`` and ``checkpoint.pt`` into ``run_dir`` at every epoch.
 
-    With ``resume``, continue from the checkpoint in ``run_dir``; the result equals that of a run that
-    was never interrupted.
+    ``resume``: True continues the run in ``run_dir`` from its checkpoint, with a result equal to that of
+    a run never interrupted; False starts a new one; "auto" does whichever applies (``rundir.open_folder``).
+    A folder that holds a completed run is returned as it is.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    log = run_logger(run_dir, progress, echo)
-
-    seed_all(cfg.seed)
-    device = resolve_device(cfg.device)
-    baseline_kib = current_rss_kib()
-    space = SPACES.get(cfg.space)()
-    searcher_cls = SEARCHERS.get(cfg.searcher)
-    data = space.load_data(cfg.data, cfg, device, cfg.seed, download)
-    searcher = searcher_cls(space, cfg, data, device)
-    record = RunRecord(
-        searcher=cfg.searcher,
-        space=cfg.space,
-        seed=cfg.seed,
-        preset=cfg.preset,
-        config=cfg.to_dict(),
-        provenance=provenance(device),
-        data=data.description,
-        started_at=_now(),
-    )
-    start_epoch = 0
-    if resume:
-        state, record, start_epoch = reopen(run_dir, log, cfg.train.epochs)
-        load_checkpoint_state(searcher.load_state_dict, state["searcher"], run_dir)
-    return Run(cfg, run_dir, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)
+    command = f"nasbench run --searcher {cfg.searcher} --space {cfg.space} --seed {cfg.seed}"
+    with open_folder(Path(run_dir), command, "search", resume) as opened:
+        if opened.finished:
+            assert opened.existing is not None
+            echo(f"{run_dir} holds a completed run; nothing was changed")
+            return opened.existing
+        folder = opened.folder
+        log = folder.log_to(progress, echo)
+        seed_all(cfg.seed)
+        device = resolve_device(cfg.device)
+        baseline_kib = current_rss_kib()
+        space = SPACES.get(cfg.space)()
+        data = space.load_data(cfg.data, cfg, device, cfg.seed, download)
+        searcher = SEARCHERS.get(cfg.searcher)(space, cfg, data, device)
+        record = RunRecord(
+            searcher=cfg.searcher,
+            space=cfg.space,
+            seed=cfg.seed,
+            preset=cfg.preset,
+            config=cfg.to_dict(),
+            provenance=provenance(device),
+            data=data.description,
+            started_at=now_iso(),
+        )
+        start_epoch = 0
+        if opened.resume:
+            state, record, start_epoch = reopen(folder, log, cfg.train.epochs)
+            if (record.searcher, record.space) != (cfg.searcher, cfg.space):
+                raise UserError(
+                    f"{run_dir} holds a {record.searcher} search on {record.space}, not {cfg.searcher} on {cfg.space}"
+                )
+            load_state(searcher.load_state_dict, state["searcher"], folder)
+        save_record(record, folder.record_path)
+        return Run(cfg, folder, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)

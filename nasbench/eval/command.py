@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasbench.cli_flags import add_training_flags
+from nasbench.cli_flags import add_training_flags, show_progress
 from nasbench.config import parse_set_flags
 from nasbench.errors import UserError
 from nasbench.eval.cnn import CnnEvalTask
@@ -22,7 +22,9 @@ from nasbench.eval.trainer import (
 )
 from nasbench.registry import SPACES
 from nasbench.results import RunRecord
-from nasbench.runner import RECORD, find_resumable, resolve_device
+from nasbench.rundir import EVAL_KIND, RECORD, find_resumable
+from nasbench.runner import resolve_device
+from nasbench.signals import interrupt_on_signals
 
 
 def add_eval_parser(sub: Any) -> None:
@@ -52,6 +54,15 @@ def _source(args: argparse.Namespace) -> tuple[str, str, str]:
     return space, args.genotype, name
 
 
+def stored_evaluation(run_dir: Path) -> RunRecord:
+    record = RunRecord.load(run_dir / RECORD)
+    if record.searcher != EVAL_KIND:
+        raise UserError(
+            f"{run_dir} holds a search, not an evaluation; continue it with nasbench run --resume {run_dir}"
+        )
+    return record
+
+
 def _task(space: str) -> type[EvalTask]:
     tasks: dict[str, type[EvalTask]] = {"cnn": CnnEvalTask, "rnn": RnnEvalTask}
     if space not in tasks:
@@ -64,7 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     preset = args.preset or ("paper" if device.type == "cuda" else "small")
     if args.resume:  # an evaluation folder named: everything else comes from its record
         run_dir = Path(args.resume)
-        record = RunRecord.load(run_dir / RECORD)
+        record = stored_evaluation(run_dir)
         space_name, name = record.space, run_dir.name
     else:
         space_name, genotype_text, name = _source(args)
@@ -73,8 +84,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     resume = args.resume is not None
     if resume:
         if not args.resume:
-            run_dir = find_resumable(Path(args.out), f"eval-{name}", space_name, preset, args.seed)
-            record = RunRecord.load(run_dir / RECORD)
+            what = f"evaluation of {name} on {space_name} (preset {preset}, seed {args.seed})"
+            run_dir = find_resumable(Path(args.out) / space_name, f"{EVAL_KIND}-{name}-{preset}-seed{args.seed}", what)
+            record = stored_evaluation(run_dir)
         cfg = task_cls.config_cls(**record.config["eval"])
         print(f"resuming {run_dir} with its stored configuration")
     else:
@@ -90,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return task_cls(genotype, cfg, device, record.seed, args.data, args.download)
 
     try:
-        record = evaluate(record, build, cfg.epochs, run_dir, device, resume=resume, progress=not args.quiet)
+        with interrupt_on_signals():
+            record = evaluate(record, build, cfg.epochs, run_dir, device, resume=resume, progress=show_progress(args))
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: python -m nasbench eval --resume {run_dir}", file=sys.stderr)
         return 130

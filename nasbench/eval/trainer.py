@@ -2,8 +2,8 @@
 
 A space's ``EvalTask`` (``nasbench.eval.cnn``, ``nasbench.eval.rnn``) holds the network, data, optimiser
 and protocol; this module runs its epochs with progress, cost accounting, a record and a checkpoint per
-epoch (``runner.save_checkpoint``, ``RunRecord``), resume, and the final test. The test split is read
-here and only here: a search never sees it.
+epoch, resume, and the final test, in a run folder handled as a search's is (``nasbench.rundir``). The
+test split is read here and only here: a search never sees it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,17 +26,20 @@ from nasbench.genotype import Genotype
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all
 from nasbench.results import RunRecord
-from nasbench.runner import (
-    CHECKPOINT,
+from nasbench.rundir import (
+    EVAL_KIND,
     RECORD,
-    SYNC_EVERY,
     NonFiniteLoss,
-    _now,
-    load_checkpoint_state,
+    create_unique_dir,
+    load_state,
+    now_iso,
+    open_folder,
     reopen,
-    run_logger,
-    save_checkpoint,
+    save_record,
+    timestamped_name,
+    track_status,
 )
+from nasbench.runner import SYNC_EVERY
 from nasbench.searchers.base import batch_lr
 from nasbench.spaces.base import Batch, Network
 
@@ -125,12 +127,7 @@ def resolve_eval_config(task: type[EvalTask], preset: str, epochs: int | None, s
 
 
 def eval_run_dir(out: Path, space: str, name: str, preset: str, seed: int) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / space / f"eval-{name}-{preset}-seed{seed}-{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return run_dir
+    return create_unique_dir(Path(out) / space, timestamped_name(f"{EVAL_KIND}-{name}", preset, f"seed{seed}"))
 
 
 def new_eval_record(
@@ -145,7 +142,7 @@ def new_eval_record(
 ) -> RunRecord:
     """An evaluation's record: ``source`` says where the genotype came from (a name, text or a record)."""
     return RunRecord(
-        searcher="eval",
+        searcher=EVAL_KIND,
         space=space,
         seed=seed,
         preset=preset,
@@ -153,7 +150,7 @@ def new_eval_record(
         provenance=provenance(device),
         data="",
         genotype=genotype_text,
-        started_at=_now(),
+        started_at=now_iso(),
     )
 
 
@@ -169,53 +166,47 @@ def evaluate(
     echo: Callable[[str], None] = print,
 ) -> RunRecord:
     """Train and test; ``record.json`` and ``checkpoint.pt`` are written into ``run_dir`` every epoch."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    log = run_logger(run_dir, progress, echo)
-
-    seed_all(record.seed)
-    baseline_kib = current_rss_kib()
-    task = build_task()
-    start = 0
-    if resume:
-        state, record, start = reopen(run_dir, log, epochs)
-        load_checkpoint_state(task.load_state_dict, state["task"], run_dir)
-    else:
-        record.data = task.description
-        record.metrics.update(task.size())
-    log(f"data: {task.description}\nrun folder: {run_dir}\nparams {record.metrics['params_m']:.3f}M (no aux head)")
-    epoch = start
-    hours = 1 / 3600 * record.provenance["device_count"]
-    try:
-        for epoch in range(start, epochs):
+    with open_folder(run_dir, f"nasbench eval {record.genotype}", "evaluation", resume) as opened:
+        if opened.finished:
+            assert opened.existing is not None
+            echo(f"{run_dir} holds a completed evaluation; nothing was changed")
+            return opened.existing
+        folder = opened.folder
+        log = folder.log_to(progress, echo)
+        seed_all(record.seed)
+        baseline_kib = current_rss_kib()
+        task = build_task()
+        start = 0
+        if opened.resume:
+            state, record, start = reopen(folder, log, epochs)
+            load_state(task.load_state_dict, state["task"], folder)
+        else:
+            record.data = task.description
+            record.metrics.update(task.size())
+        save_record(record, folder.record_path)
+        log(f"data: {task.description}\nrun folder: {run_dir}\nparams {record.metrics['params_m']:.3f}M (no aux head)")
+        running = {"epoch": start + 1}
+        hours = 1 / 3600 * record.provenance["device_count"]
+        with track_status(record, folder, lambda: running["epoch"], "Lower the learning rate (--set lr=...)."):
+            for epoch in range(start, epochs):
+                running["epoch"] = epoch + 1
+                with PhaseMeter(device, baseline_kib) as meter:
+                    stats = {"epoch": epoch + 1, **task.train_epoch(epoch, progress)}
+                stats.update(seconds=meter.seconds, peak_mem_mib=meter.peak_mem_mib)
+                record.epochs.append(stats)
+                record.metrics.update(
+                    eval_device_hours=sum(e["seconds"] for e in record.epochs) * hours,
+                    eval_peak_mem_mib=max(e["peak_mem_mib"] for e in record.epochs),
+                    peak_mem_method=meter.method,
+                )
+                folder.save(record, {"epoch": epoch, "task": task.state_dict(), "rng": rng_state()}, epoch + 1)
+                shown = " | ".join(f"{k} {v:.4g}" for k, v in stats.items() if k.endswith(("loss", "ppl", "acc")))
+                log(f"eval epoch {epoch + 1}/{epochs} | {shown} | {meter.seconds:.1f}s")
+            running["epoch"] = epochs + 1  # the test
             with PhaseMeter(device, baseline_kib) as meter:
-                stats = {"epoch": epoch + 1, **task.train_epoch(epoch, progress)}
-            stats.update(seconds=meter.seconds, peak_mem_mib=meter.peak_mem_mib)
-            record.epochs.append(stats)
-            record.metrics.update(
-                eval_device_hours=sum(e["seconds"] for e in record.epochs) * hours,
-                eval_peak_mem_mib=max(e["peak_mem_mib"] for e in record.epochs),
-                peak_mem_method=meter.method,
-            )
-            shown = " | ".join(f"{k} {v:.4g}" for k, v in stats.items() if k.endswith(("loss", "ppl", "acc")))
-            log(f"eval epoch {epoch + 1}/{epochs} | {shown} | {meter.seconds:.1f}s")
-            record.save(run_dir / RECORD)
-            state = {"epoch": epoch, "task": task.state_dict(), "rng": rng_state(), "record": record.to_dict()}
-            save_checkpoint(state, run_dir / CHECKPOINT)
-        with PhaseMeter(device, baseline_kib) as meter:
-            record.metrics.update(task.test())
-        record.metrics["eval_device_hours"] = record.metrics.get("eval_device_hours", 0.0) + meter.seconds * hours
-        record.metrics["eval_peak_mem_mib"] = max(record.metrics.get("eval_peak_mem_mib", 0.0), meter.peak_mem_mib)
-        record.status = "completed"
-    except KeyboardInterrupt:
-        record.status = "interrupted"
-        record.error = f"interrupted during epoch {epoch + 1}; the checkpoint holds epoch {len(record.epochs)}"
-        raise
-    except NonFiniteLoss as exc:
-        record.status, record.error = "failed", f"{exc}. Lower the learning rate (--set lr=...)."
-    finally:
-        record.finished_at = _now()
-        record.save(run_dir / RECORD)
+                record.metrics.update(task.test())
+            record.metrics["eval_device_hours"] = record.metrics.get("eval_device_hours", 0.0) + meter.seconds * hours
+            record.metrics["eval_peak_mem_mib"] = max(record.metrics.get("eval_peak_mem_mib", 0.0), meter.peak_mem_mib)
     return record
 
 

@@ -6,7 +6,8 @@
 - the number of skip connections in the first cell of the derived genotype and the share of
   parameter-free operations (the DARTS collapse towards skip connections);
 - the mean softmax entropy of the architecture weights per cell type;
-- the DARTS-ES early-stopping rule (RobustDARTS sec. 4.3) over a sequence of eigenvalues.
+- the DARTS-ES early-stopping rule (RobustDARTS sec. 4.3) over a sequence of eigenvalues, as its code
+  applies it.
 
 Only the ``Supernet`` contract is used (``loss`` inside ``frozen_state``, ``arch_parameters``,
 ``arch_weights``), so every space gets the same definitions.
@@ -134,6 +135,12 @@ def alpha_entropy(weights: dict[str, torch.Tensor]) -> dict[str, float]:
     return out
 
 
+def mean_max_weight(weights: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How decided the architecture is: per cell type, the mean over edges of the largest op weight
+    (1 / n_ops for a uniform mixture, 1 for a one-hot one); weights [n_edges, n_ops]."""
+    return {cell: float(w.detach().double().max(dim=-1).values.mean()) for cell, w in weights.items()}
+
+
 def skip_count(genotype: Genotype, skip_ops: Sequence[str] = SKIP_OPS) -> int:
     """Skip connections in the genotype's first cell (the normal cell of the CNN space)."""
     return sum(e.op in skip_ops for e in genotype.cell(genotype.cell_names[0]))
@@ -145,31 +152,57 @@ def param_free_share(genotype: Genotype, param_free: Sequence[str] = PARAM_FREE_
     return sum(e.op in param_free for e in edges) / max(len(edges), 1)
 
 
-def local_average(values: Sequence[float], end: int, window: int) -> float:
-    """Mean of ``values[end - window + 1 .. end]`` (fewer at the start)."""
-    part = values[max(0, end - window + 1) : end + 1]
+def centred_average(values: Sequence[float], index: int, window: int) -> float:
+    """Mean of the ``window`` values centred on ``index`` (fewer where the sequence begins)."""
+    half = window // 2
+    part = values[max(0, index - half) : index + half + 1]
     return sum(part) / len(part)
 
 
-def darts_es_stop(eigenvalues: Sequence[float], factor: float, window: int) -> int | None:
-    """DARTS-ES (RobustDARTS sec. 4.3): after the newest eigenvalue ``i``, stop when the local average
-    over ``window`` values has grown by more than ``factor`` since ``i - window``, i.e.
-    mean(eig[i-w+1..i]) > factor * mean(eig[i-2w+1..i-w]). Returns ``i - window``, the index whose
-    architecture to keep, or None to go on (also while fewer than ``window + 1`` values exist)."""
-    i = len(eigenvalues) - 1
-    if i < window:
+@dataclass(frozen=True)
+class EarlyStopRule:
+    """DARTS-ES as RobustDARTS' code applies it (Zela et al., ICLR 2020, sec. 4.3; automl/RobustDARTS
+    ``src/utils.py``, ``EVLocalAvg``), with its defaults."""
+
+    window: int = 5  # local averages over 5 eigenvalue measurements, centred on one of them
+    delta: int = 4  # the newest average is compared with the one 4 measurements earlier
+    factor: float = 1.3  # stop when it has grown by more than 1.3x
+    start_epoch: int = 10  # never return a genotype from before epoch 10 (counted from 0, as its code does)
+
+
+def darts_es(epochs: Sequence[int], eigenvalues: Sequence[float], rule: EarlyStopRule) -> int | None:
+    """After the newest measurement: the epoch whose genotype DARTS-ES returns, or None to go on.
+
+    ``eigenvalues[i]`` was measured after epoch ``epochs[i]`` (counted from 0). The newest local average
+    is the one centred on measurement ``n - 1 - window // 2`` (the newest whose window is complete); it is
+    compared with the average centred ``delta`` measurements earlier. The search stops when the newest
+    exceeds ``factor`` times the earlier one, and returns the genotype of the earlier average's centre
+    epoch, provided that epoch is at least ``start_epoch``."""
+    newest = len(eigenvalues) - 1 - rule.window // 2
+    earlier = newest - rule.delta
+    if earlier < 0 or epochs[earlier] < rule.start_epoch:
         return None
-    before = local_average(eigenvalues, i - window, window)
-    now = local_average(eigenvalues, i, window)
-    return i - window if now > factor * before else None
+    now = centred_average(eigenvalues, newest, rule.window)
+    before = centred_average(eigenvalues, earlier, rule.window)
+    return epochs[earlier] if now > rule.factor * before else None
+
+
+def hessian_measured(epoch: int, epochs: int, every: int) -> bool:
+    """Whether the eigenvalue is measured after ``epoch`` (from 0): every ``every``-th epoch from the first,
+    and always after the last, as RobustDARTS schedules it (``every`` 0: never)."""
+    return every > 0 and (epoch % every == 0 or epoch == epochs - 1)
 
 
 @dataclass(frozen=True)
 class CollapseSettings:
+    epochs: int  # of the run (the last one is always measured)
     hessian_every: int  # epochs between eigenvalue measurements; 0: never
     hessian_batches: int
     hessian_iters: int
     hessian_tol: float
+    # RobustDARTS differentiates the architecture loss with Adam's L2 term, so its Hessian is that of the
+    # validation loss plus weight_decay * I, which adds weight_decay to every eigenvalue; the suite's too.
+    arch_weight_decay: float = 0.0
 
 
 def epoch_collapse_stats(
@@ -182,7 +215,7 @@ def epoch_collapse_stats(
     settings: CollapseSettings,
     space: Any,
 ) -> dict[str, Any]:
-    """The per-epoch collapse record; the eigenvalue only on every ``hessian_every``-th epoch (1-based)."""
+    """The per-epoch collapse record; the eigenvalue where ``hessian_measured``."""
     stats: dict[str, Any] = {
         "skip_count_normal": skip_count(genotype, getattr(space, "skip_ops", SKIP_OPS)),
         "param_free_share": param_free_share(genotype, getattr(space, "param_free_ops", PARAM_FREE_OPS)),
@@ -190,28 +223,31 @@ def epoch_collapse_stats(
     }
     if model is None:
         return stats
-    stats["alpha_entropy"] = alpha_entropy(model.arch_weights())
-    every = settings.hessian_every
-    if every > 0 and (epoch + 1) % every == 0:
-        stats.update(
-            supernet_hessian_eigenvalue(model, batches, iters=settings.hessian_iters, tol=settings.hessian_tol)
-        )
+    weights = model.arch_weights()
+    stats["alpha_entropy"] = alpha_entropy(weights)
+    stats["max_weight_mean"] = mean_max_weight(weights)
+    if hessian_measured(epoch, settings.epochs, settings.hessian_every):
+        measured = supernet_hessian_eigenvalue(model, batches, iters=settings.hessian_iters, tol=settings.hessian_tol)
+        measured["hessian_eig"] += settings.arch_weight_decay
+        stats.update(measured)
     return stats
 
 
-def early_stop_decision(epochs: Sequence[dict[str, Any]], factor: float, window: int) -> tuple[int, str] | None:
-    """DARTS-ES over a run record's epochs (those with ``hessian_eig``): the index into ``epochs`` of the
-    epoch whose genotype to return, and why; None to go on."""
-    measured = [(i, e["hessian_eig"]) for i, e in enumerate(epochs) if "hessian_eig" in e]
-    keep = darts_es_stop([eig for _, eig in measured], factor, window)
+def early_stop_decision(epochs: Sequence[dict[str, Any]], rule: EarlyStopRule) -> tuple[int, str] | None:
+    """DARTS-ES over a run record's epochs (1-based ``epoch``; those with ``hessian_eig`` count): the index
+    into ``epochs`` of the epoch whose genotype to return, and why; None to go on."""
+    measured = [(i, e["epoch"] - 1, e["hessian_eig"]) for i, e in enumerate(epochs) if "hessian_eig" in e]
+    eigs = [eig for _, _, eig in measured]
+    keep = darts_es([epoch for _, epoch, _ in measured], eigs, rule)
     if keep is None:
         return None
-    index = measured[keep][0]
-    now = local_average([eig for _, eig in measured], len(measured) - 1, window)
-    before = local_average([eig for _, eig in measured], keep, window)
+    index = next(i for i, epoch, _ in measured if epoch == keep)
+    newest = len(measured) - 1 - rule.window // 2
+    now = centred_average(eigs, newest, rule.window)
+    before = centred_average(eigs, newest - rule.delta, rule.window)
     reason = (
-        f"DARTS-ES: the Hessian eigenvalue's local average (window {window}) grew from {before:.4g} after epoch "
-        f"{epochs[index]['epoch']} to {now:.4g} after epoch {epochs[-1]['epoch']}, more than x{factor:g}; "
-        f"returning the genotype of epoch {epochs[index]['epoch']}"
+        f"DARTS-ES: the local average of the Hessian eigenvalue ({rule.window} measurements) centred on epoch "
+        f"{measured[newest][1] + 1} is {now:.4g}, more than {rule.factor:g} x the {before:.4g} centred on epoch "
+        f"{keep + 1}; returning the genotype of epoch {keep + 1}"
     )
     return index, reason

@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 
-from nasbench.config import RunConfig, TrainConfig
+from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
-from nasbench.registry import SPACES
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.spaces.base import SearchSpace, SupernetOptions
 
@@ -27,13 +26,15 @@ PAPER_WARMUP_EPOCHS, PAPER_EPOCHS = 15, 50  # sec. 4.2: architecture frozen for 
 @dataclass(frozen=True)
 class PcDartsConfig(DartsConfig):
     partial_channels: int = 4  # sec. 4.2 (CIFAR-10): K = 4, a quarter of the channels is mixed
-    warmup_epochs: int = PAPER_WARMUP_EPOCHS  # sec. 4.2: only the weights are trained in the first 15 epochs
+    # sec. 4.2: only the weights are trained in the first 15 of 50 epochs; None: the same share of the run's
+    # epochs (see proportional_warmup), so that --epochs N keeps the paper's proportion
+    warmup_epochs: int | None = None
 
     def check(self) -> None:
         if self.partial_channels < 1:
             raise UserError(f"partial_channels={self.partial_channels}: use K >= 1 (1 mixes every channel)")
-        if self.warmup_epochs < 0:
-            raise UserError(f"warmup_epochs={self.warmup_epochs}: use 0 or more")
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise UserError(f"warmup_epochs={self.warmup_epochs}: use 0 or more (or none: 30% of the epochs)")
 
 
 # The paper's CIFAR-10 search protocol (sec. 4.2; the released code's defaults agree). The rest (SGD momentum
@@ -62,27 +63,30 @@ class PcDarts(DartsSearcher):
     config_cls = PcDartsConfig
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
-        warmup, epochs = cfg.searcher_cfg.warmup_epochs, cfg.train.epochs
-        if warmup >= epochs:
+        epochs = cfg.train.epochs
+        if self.warmup(cfg) >= epochs:
             raise UserError(
-                f"pcdarts: warmup_epochs={warmup} leaves none of the {epochs} epochs to train the architecture; "
-                f"use --set warmup_epochs=N with N < {epochs} (the paper freezes 15 of 50)"
+                f"pcdarts: warmup_epochs={self.warmup(cfg)} leaves none of the {epochs} epochs to train the "
+                f"architecture; use --set warmup_epochs=N with N < {epochs} (the paper freezes 15 of 50)"
             )
         super().__init__(space, cfg, data, device)
+
+    @staticmethod
+    def warmup(cfg: RunConfig) -> int:
+        """Epochs with the architecture frozen: as set, or the paper's share of the run's epochs."""
+        set_value = cfg.searcher_cfg.warmup_epochs
+        return proportional_warmup(cfg.train.epochs) if set_value is None else set_value
 
     @classmethod
     def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
         if preset == "paper":
             return PAPER_CNN if space == "cnn" else {}
-        # Short presets keep the space's budget and optimisers and freeze the architecture for the same share.
-        epochs = SPACES.get(space).presets[preset].get("train", {}).get("epochs", TrainConfig.epochs)
-        overrides: dict[str, dict[str, Any]] = {"searcher": {"warmup_epochs": proportional_warmup(epochs)}}
         if space == "cnn" and preset == "tiny":
-            overrides["space"] = {"channels": 8}  # K = 4 needs the channel count to be a multiple of 2K
-        return overrides
+            return {"space": {"channels": 8}}  # K = 4 needs the channel count to be a multiple of 2K
+        return {}  # short presets keep the space's budget and optimisers
 
     def supernet_options(self) -> SupernetOptions:
         return SupernetOptions(partial_channels=self.cfg.searcher_cfg.partial_channels, edge_normalization=True)
 
     def uses_val_batches(self, epoch: int) -> bool:
-        return epoch >= self.cfg.searcher_cfg.warmup_epochs
+        return epoch >= self.warmup(self.cfg)

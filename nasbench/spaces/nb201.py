@@ -233,6 +233,23 @@ class Nb201Space(SearchSpace):
             },
             "space": {"channels": 8, "cells_per_stage": 2},
         },
+        # The suite's search-quality protocol on a CPU (results/nb201-cpu/): one darts1 run in under 25
+        # minutes on one thread of a 2-core machine, so that two run side by side. Chosen before any study.
+        "cpu": {
+            "train": {
+                # the benchmark's optimisers, unchanged (SGD 0.025 cosine to 0.001, momentum 0.9, weight decay
+                # 5e-4; Adam 3e-4 on alpha): a searcher is compared at the learning rates it was published with
+                "w_weight_decay": 5e-4,
+                "batch_size": 64,  # the benchmark's batch size
+                "epochs": 40,  # the budget: 40 passes over the slice's 2,542 weight-split images, 1,560 steps
+                "steps_per_epoch": 0,  # every epoch sees the whole weight split (with --data: 25,000 images)
+                "eval_batches": 0,  # and is scored on the whole architecture split
+                "hessian_every": 2,  # every 2nd epoch and the last, as RobustDARTS measures it (DARTS-ES)
+            },
+            # a quarter of the benchmark's width and fewer cells (16 channels, 5 cells per stage there):
+            # what fits the budget; the cell, the ops and the macro skeleton are the benchmark's
+            "space": {"channels": 8, "cells_per_stage": 2},
+        },
         # Seconds, for tests.
         "tiny": {
             "train": {"epochs": 2, "batch_size": 8, "steps_per_epoch": 2, "eval_batches": 2},

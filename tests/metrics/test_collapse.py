@@ -9,11 +9,15 @@ from torch.func import functional_call
 
 from nasbench.genotype import Edge, Genotype
 from nasbench.metrics.collapse import (
+    EarlyStopRule,
     alpha_entropy,
-    darts_es_stop,
+    centred_average,
+    darts_es,
     early_stop_decision,
     hessian_eigenvalue,
+    hessian_measured,
     lanczos_max_eigenvalue,
+    mean_max_weight,
     param_free_share,
     skip_count,
     supernet_hessian_eigenvalue,
@@ -113,22 +117,91 @@ def test_skip_count_and_parameter_free_share():
     assert skip_count(rnn) == 1
 
 
-def test_darts_es_rule_on_a_hand_made_sequence():
-    flat = [1.0] * 10
-    assert darts_es_stop(flat, factor=1.3, window=3) is None
-    # windows of 3: mean(1, 1, 1) = 1 before; after 1.0 1.0 1.0 | 1.2 1.5 1.6 the mean is 1.433 > 1.3
-    rising = [1.0, 1.0, 1.0, 1.2, 1.5, 1.6]
-    assert darts_es_stop(rising[:5], factor=1.3, window=3) is None  # mean(1, 1.2, 1.5) = 1.233 vs 1.0
-    assert darts_es_stop(rising, factor=1.3, window=3) == 2  # keep the architecture of index 2
-    assert darts_es_stop([1.0, 5.0], factor=1.3, window=3) is None  # too few values yet
+def test_centred_average_by_hand():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert centred_average(values, 3, 5) == pytest.approx((2 + 3 + 4 + 5 + 6) / 5)
+    assert centred_average(values, 0, 5) == pytest.approx((1 + 2 + 3) / 3)  # cut where the sequence begins
+    assert centred_average(values, 1, 5) == pytest.approx((1 + 2 + 3 + 4) / 4)
+
+
+def test_darts_es_rule_on_hand_made_sequences():
+    rule = EarlyStopRule(window=3, delta=2, factor=1.5, start_epoch=2)
+    epochs = list(range(0, 20, 2))  # measured after epochs 0, 2, 4, ...
+    assert darts_es(epochs, [1.0] * 10, rule) is None  # flat: never
+    rising = [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 3.0]
+    # 6 values: the newest complete average is centred on index 4, mean(1, 1, 2) = 1.33, against the one on
+    # index 2, mean(1, 1, 1) = 1: below x1.5, go on
+    assert darts_es(epochs[:6], rising[:6], rule) is None
+    # 7 values: mean(1, 2, 3) = 2 on index 5 against 1 on index 3 (epoch 6): stop, return epoch 6
+    assert darts_es(epochs[:7], rising, rule) == 6
+    # the start guard: a jump whose earlier average is centred before epoch 2 is ignored
+    early = [1.0, 1.0, 5.0, 5.0]  # index 2: mean(1, 5, 5) = 3.67; index 0: mean(1, 1) = 1 (cut at the start)
+    assert darts_es(epochs[:4], early, rule) is None
+    assert darts_es(epochs[:4], early, EarlyStopRule(window=3, delta=2, factor=1.5, start_epoch=0)) == 0
+
+
+def robustdarts_replay(epochs, eigenvalues, last_epoch):
+    """RobustDARTS' EVLocalAvg as its code runs it, step by step with its running window indices (our own
+    rewording): returns (epoch at which it stops, epoch whose genotype it returns), or None."""
+    averages, start, window, freq, delta = [], 0, 5, 2, 4
+    for n, epoch in enumerate(epochs, start=1):
+        if epoch == last_epoch:
+            return None  # no stopping check after the last epoch
+        values = eigenvalues[:n]
+        if n < math.ceil(window / 2):
+            continue
+        if n < window:
+            averages.append(sum(values) / n)
+        else:
+            averages.append(sum(values[start : start + window]) / window)
+            start += 1
+        centre = epoch - freq * (window // 2)
+        if centre - freq * delta >= 10 and averages[-1 - delta] / averages[-1] < 1 / 1.3:
+            return epoch, centre - freq * delta
+    return None
+
+
+@pytest.mark.parametrize("log", ["s1-cifar10", "s3-svhn"])
+def test_darts_es_on_robustdarts_own_search_logs(log, shared_data):
+    """The exact dominant eigenvalue of every Hessian RobustDARTS logged; our rule, asked after every
+    measurement, stops where their code's procedure stops and returns the same epoch's genotype."""
+    import json
+
+    import numpy as np
+
+    rows = [json.loads(line) for line in (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open()]
+    epochs = [row["epoch"] for row in rows]
+    eigs = [float(np.linalg.eigvalsh(np.asarray(row["H"], dtype=float)).max()) for row in rows]
+    expected = robustdarts_replay(epochs, eigs, last_epoch=epochs[-1])
+    ours = None
+    for n in range(1, len(epochs)):  # not after the last measurement (the last epoch)
+        keep = darts_es(epochs[:n], eigs[:n], EarlyStopRule())
+        if keep is not None:
+            ours = (epochs[n - 1], keep)
+            break
+    assert expected is not None and ours == expected  # both logs show the growth DARTS-ES reacts to
+    assert ours[1] >= 10 and ours[0] - ours[1] == 12  # centred 4 epochs back, compared 8 epochs apart
+
+
+def test_the_eigenvalue_is_measured_every_kth_epoch_from_the_first_and_after_the_last():
+    assert [e for e in range(7) if hessian_measured(e, 7, 2)] == [0, 2, 4, 6]
+    assert [e for e in range(6) if hessian_measured(e, 6, 2)] == [0, 2, 4, 5]
+    assert [e for e in range(1) if hessian_measured(e, 1, 2)] == [0]  # a one-epoch run has its eigenvalue
+    assert not any(hessian_measured(e, 5, 0) for e in range(5))
+
+
+def test_mean_max_weight_by_hand():
+    uniform = torch.full((3, 4), 0.25)
+    mixed = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    out = mean_max_weight({"a": uniform, "b": mixed})
+    assert out["a"] == pytest.approx(0.25) and out["b"] == pytest.approx((0.7 + 0.25) / 2)
 
 
 def test_early_stop_decision_maps_measurements_to_epochs():
-    # measured every second epoch: 1, 1, 1.2, 3 at epochs 2, 4, 6, 8; window 2 of measurements.
-    # after epoch 6: mean(1, 1.2) = 1.1 vs mean(1) = 1 -> go on; after epoch 8: mean(1.2, 3) = 2.1 vs
-    # mean(1, 1) = 1 -> stop and keep measurement 1, i.e. epoch 4 (index 3).
-    eigs = [None, 1.0, None, 1.0, None, 1.2, None, 3.0]
+    # measured after epochs 1, 3, 5, 7 (1-based in the record; 0, 2, 4, 6 counted from 0); window 1, delta 1
+    eigs = [1.0, None, 1.0, None, 1.2, None, 3.0]
     epochs = [{"epoch": e + 1, **({"hessian_eig": v} if v is not None else {})} for e, v in enumerate(eigs)]
-    assert early_stop_decision(epochs[:6], factor=1.3, window=2) is None
-    index, reason = early_stop_decision(epochs, factor=1.3, window=2)
-    assert index == 3 and "genotype of epoch 4" in reason and "DARTS-ES" in reason
+    rule = EarlyStopRule(window=1, delta=1, factor=1.3, start_epoch=0)
+    assert early_stop_decision(epochs[:5], rule) is None  # 1.2 vs 1.0
+    index, reason = early_stop_decision(epochs, rule)  # 3.0 vs 1.2: return the genotype of epoch 5
+    assert index == 4 and "genotype of epoch 5" in reason and "DARTS-ES" in reason

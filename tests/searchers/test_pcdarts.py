@@ -41,7 +41,7 @@ def test_paper_preset_is_the_papers_cifar10_protocol():
         3e-4,
     )
     assert (t.arch_lr, t.arch_beta1, t.arch_beta2, t.arch_weight_decay) == (6e-4, 0.5, 0.999, 1e-3)
-    assert (cfg.searcher_cfg.partial_channels, cfg.searcher_cfg.warmup_epochs) == (4, 15)
+    assert (cfg.searcher_cfg.partial_channels, PcDarts.warmup(cfg)) == (4, 15)
     assert (cfg.space_cfg.channels, cfg.space_cfg.layers) == (16, 8)
 
 
@@ -49,8 +49,14 @@ def test_short_presets_freeze_the_architecture_for_the_papers_share():
     assert [proportional_warmup(n) for n in (50, 10, 4, 2, 1)] == [15, 3, 1, 1, 0]
     for name in ("small", "tiny"):
         cfg = preset(name)
-        assert 0 < cfg.searcher_cfg.warmup_epochs < cfg.train.epochs
+        assert 0 < PcDarts.warmup(cfg) < cfg.train.epochs
         assert cfg.space_cfg.channels % (2 * cfg.searcher_cfg.partial_channels) == 0
+
+
+def test_epochs_rescale_the_warmup_unless_it_was_set():
+    assert PcDarts.warmup(tiny_config("pcdarts", "cnn", epochs="10")) == 3
+    assert PcDarts.warmup(tiny_config("pcdarts", "cnn", epochs="1")) == 0  # one epoch: it trains alpha
+    assert PcDarts.warmup(tiny_config("pcdarts", "cnn", epochs="10", warmup_epochs="5")) == 5
 
 
 def test_a_warmup_as_long_as_the_search_is_refused():
@@ -99,7 +105,7 @@ def test_warmup_epochs_fetch_no_val_batches_and_leave_alpha_and_beta_unchanged(t
     monkeypatch.setattr(PcDarts, "start_epoch", lambda self, epoch: (start_epoch(self, epoch), snapshot(self)))
     monkeypatch.setattr(PcDarts, "score", lambda self, batches: (snapshot(self), score(self, batches))[1])
     cfg = tiny_config("pcdarts", "cnn", hessian_every="0")
-    assert (cfg.searcher_cfg.warmup_epochs, cfg.train.epochs) == (1, 2)
+    assert (PcDarts.warmup(cfg), cfg.train.epochs) == (1, 2)
     record = runner.run(cfg, tmp_path, progress=False, echo=lambda line: None)
 
     assert record.status == "completed"
