@@ -17,7 +17,7 @@ from typing import Any
 from nasbench.errors import UserError
 
 MAX_SLUG = 80  # longer settings parts of a folder name are replaced by a hash
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
+_SAFE = re.compile(r"[A-Za-z0-9._=+,-]*")
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,11 @@ class Cell:
 
 
 def settings_slug(settings: Sequence[tuple[str, str]]) -> str:
-    """``key=value`` pairs joined by ``,`` with unsafe characters replaced; a short hash when too long."""
+    """``key=value`` pairs joined by ``,``; a short hash of them when that is too long or holds characters
+    other than letters, digits and ``._=+,-``."""
     text = ",".join(f"{k}={v}" for k, v in settings)
-    safe = _UNSAFE.sub("_", text)
-    if len(safe) <= MAX_SLUG and safe == text:
-        return safe.replace(",", "_")
+    if len(text) <= MAX_SLUG and _SAFE.fullmatch(text):
+        return text
     return "h" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 

@@ -8,6 +8,7 @@ tasks; Ray delivers that to a running cell as KeyboardInterrupt, so its record e
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from nasbench.errors import UserError
 from nasbench.signals import interrupt_on_signals
 from nasbench.sweep.cell import Outcome
 from nasbench.sweep.grid import Cell
+
+REACH_TIMEOUT_S = 5
 
 
 def _run_remote(cell: dict[str, Any], root: str, threads: int, device: str, retry_failed: bool) -> dict[str, Any]:
@@ -37,8 +40,21 @@ class RayLauncher:
         self.root, self.address, self.threads = Path(root).resolve(), address, threads
         self.device, self.retry_failed = device, retry_failed
 
+    def check_reachable(self) -> None:
+        """Fail at once, with a clear message, where HOST:PORT does not answer (Ray itself retries for minutes)."""
+        host, _, port = (self.address or "").rpartition(":")
+        if not host or not port.isdigit():
+            return  # no address (a local instance) or "auto": Ray finds the cluster itself
+        try:
+            socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+        except OSError as exc:
+            raise UserError(
+                f"cannot reach the Ray cluster at {self.address}: {exc}; is `ray start --head` running there?"
+            ) from None
+
     def run(self, cells: list[Cell], on_done: Callable[[Outcome], None]) -> None:
         ray = self.ray
+        self.check_reachable()
         try:
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
