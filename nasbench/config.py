@@ -216,7 +216,7 @@ def resolve_config(
     if preset not in space.presets:
         raise UserError(f"unknown preset {preset!r} for space {space.name!r}; presets: {', '.join(space.presets)}")
     base = space.presets[preset]
-    extra = searcher_cls.preset_overrides(space.name, preset)
+    extra = searcher_cls.preset_overrides(space, preset)
     sections = {
         "train": TrainConfig(**{**base.get("train", {}), **extra.get("train", {}), **train_flags}),
         "space": space.config_cls(**{**base.get("space", {}), **extra.get("space", {})}),

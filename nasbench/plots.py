@@ -22,17 +22,16 @@ from nasbench.registry import SPACES  # noqa: E402
 from nasbench.report import EIG_KEY, Report  # noqa: E402
 from nasbench.results import RunRecord  # noqa: E402
 
-SKIP_OPS = ("skip_connect", "identity")  # the op a collapse drifts to (cnn, nb201: skip_connect; rnn: identity)
 SKIP_COLOR = "#d62728"
 FIXED_COLORS = {"none": "#d9d9d9", "max_pool_3x3": "#9ecae1", "avg_pool_3x3": "#4292c6"}
 OTHER_COLORS = ("#2ca02c", "#98df8a", "#ff7f0e", "#ffbb78", "#9467bd", "#c5b0d5", "#8c564b", "#e377c2", "#17becf")
 PANEL_COLS = 6
 
 
-def op_colors(ops: list[str]) -> dict[str, str]:
+def op_colors(ops: list[str], skip_ops: Sequence[str]) -> dict[str, str]:
     colors, others = {}, iter(OTHER_COLORS * (len(ops) // len(OTHER_COLORS) + 1))
     for op in ops:
-        colors[op] = SKIP_COLOR if op in SKIP_OPS else FIXED_COLORS.get(op) or next(others)
+        colors[op] = SKIP_COLOR if op in skip_ops else FIXED_COLORS.get(op) or next(others)
     return colors
 
 
@@ -64,7 +63,7 @@ def _edge_titles(record: RunRecord, cell: str, n_edges: int) -> list[str]:
     return [f"edge {i}" for i in range(n_edges)]
 
 
-def plot_alphas(record: RunRecord, ops: list[str], path: Path) -> Path | None:
+def plot_alphas(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path: Path) -> Path | None:
     """One stacked-area panel per edge (softmax(alpha) over epochs); the first panel of a cell is the mean
     over its edges. A red panel title: at the last epoch a skip connection is the edge's strongest op, with
     at least twice the uniform weight. None when the record has no architecture weights (random search)."""
@@ -77,7 +76,7 @@ def plot_alphas(record: RunRecord, ops: list[str], path: Path) -> Path | None:
         epochs, history = [epochs[0] - 0.5, epochs[0] + 0.5], history * 2
     n_ops = len(history[0][cells[0]][0])
     names = ops if len(ops) == n_ops else [f"op{i}" for i in range(n_ops)]
-    colors = op_colors(names)
+    colors = op_colors(names, skip_ops)
     blocks = [(cell, math.ceil((len(history[0][cell]) + 1) / PANEL_COLS)) for cell in cells]
     fig, axes = plt.subplots(
         sum(rows for _, rows in blocks),
@@ -103,7 +102,7 @@ def plot_alphas(record: RunRecord, ops: list[str], path: Path) -> Path | None:
             ax.set(xlim=(epochs[0], epochs[-1]), ylim=(0, 1), autoscale_on=False)
             ax.stackplot(epochs, series, colors=[colors[n] for n in names], linewidth=0)
             final_best = max(range(n_ops), key=lambda o: series[o][-1])
-            collapsed = names[final_best] in SKIP_OPS and series[final_best][-1] >= 2 / n_ops
+            collapsed = names[final_best] in skip_ops and series[final_best][-1] >= 2 / n_ops
             ax.set_title(
                 f"{cell} {titles[panel]}",
                 fontsize=8,
@@ -253,16 +252,16 @@ def _arc(
         )
 
 
-def plot_cells(record: RunRecord, ops: list[str], path: Path) -> Path | None:
+def plot_cells(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path: Path) -> Path | None:
     genotype = _genotype(record)
     if genotype is None:
         return None
     names = genotype.cell_names
     fig, axes = plt.subplots(len(names), 1, figsize=(11, 4.2 * len(names)), squeeze=False)
-    colors = op_colors(ops)
+    colors = op_colors(ops, skip_ops)
     for ax, cell in zip(axes[:, 0], names):
         draw_cell(ax, genotype, cell, colors)
-    skips = sum(edge.op in SKIP_OPS for edge in genotype.cell(names[0]))
+    skips = sum(edge.op in skip_ops for edge in genotype.cell(names[0]))
     fig.suptitle(
         f"{record.space} / {record.searcher} ({record.preset}, seed {record.seed}): derived cells; "
         f"{skips} skip connection(s) in cell {names[0]!r}",
@@ -288,13 +287,14 @@ def save_plots(report: Report, out_dir: Path) -> list[Path]:
         records = [r for r in report.records if r.space == space_name]
         space = _space(space_name)
         ops = list(space.ops) if space is not None else []
+        skip_ops = space.skip_ops if space is not None else ()
         firsts: dict[tuple[str, str], RunRecord] = {}
         for record in sorted(records, key=lambda r: r.seed):
             firsts.setdefault((record.searcher, record.preset), record)
         for (searcher, preset), record in sorted(firsts.items()):
             stem = f"{space_name}_{searcher}_{preset}_seed{record.seed}"
-            written.append(plot_alphas(record, ops, out_dir / f"{stem}_alphas.png"))
-            written.append(plot_cells(record, ops, out_dir / f"{stem}_cells.png"))
+            written.append(plot_alphas(record, ops, skip_ops, out_dir / f"{stem}_alphas.png"))
+            written.append(plot_cells(record, ops, skip_ops, out_dir / f"{stem}_cells.png"))
         ppl = report.metric[space_name] == "ppl"
         key, label = ("val_ppl", "validation perplexity") if ppl else ("val_acc", "validation accuracy (%)")
         written.append(

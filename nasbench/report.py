@@ -13,6 +13,7 @@ import numpy as np
 
 from nasbench.errors import UserError
 from nasbench.metrics import stats
+from nasbench.metrics.collapse import skip_count
 from nasbench.published import PUBLISHED, PublishedRow
 from nasbench.registry import SPACES
 from nasbench.results import STATUSES, RunRecord
@@ -20,7 +21,7 @@ from nasbench.results import STATUSES, RunRecord
 RECORD_NAME = "record.json"
 EVAL = "eval"  # searcher name of evaluation records (nasbench eval), whose results are copied into search records
 EIG_KEY = "hessian_eig"  # per-epoch dominant Hessian eigenvalue (collapse metrics)
-SKIP_KEY = "skip_count_normal"  # skip_connect edges in the derived normal cell
+SKIP_KEYS = ("skip_count", "skip_count_normal")  # skips in the derived primary cell (the older records' name)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Row:
     cost_days: float | None = None  # search cost per run, device-days
     cost_unit: str = ""  # "GPU" or "CPU"
     peak_mem_mib: float | None = None  # largest over seeds
-    skip_count: float | None = None  # mean over seeds, final normal cell
+    skip_count: float | None = None  # mean over seeds, the returned genotype's primary cell
     final_eig: float | None = None  # mean over seeds, last epoch's dominant Hessian eigenvalue
     device: str = ""
     note: int | None = None  # footnote number (published rows)
@@ -180,16 +181,15 @@ def _score(record: RunRecord, kind: str) -> tuple[float | None, str]:
 
 
 def _skip_count(record: RunRecord) -> float | None:
-    stored = _lookup(record, SKIP_KEY)
-    if stored is not None or record.genotype is None:
-        return stored
+    """Skips in the returned genotype's primary cell, counted as the space defines them."""
+    if record.genotype is None:
+        return None
     try:
-        genotype = SPACES.get(record.space)().parse_genotype(record.genotype)
-    except Exception:  # a space that is not installed, or a genotype it cannot read: no count
-        return None
-    if "normal" not in genotype.cell_names:
-        return None
-    return float(sum(edge.op == "skip_connect" for edge in genotype.cell("normal")))
+        space = SPACES.get(record.space)()
+        genotype = space.parse_genotype(record.genotype)
+    except Exception:  # a space that is not installed, or a genotype it cannot read: the stored count
+        return next((_lookup(record, key) for key in SKIP_KEYS if _lookup(record, key) is not None), None)
+    return float(skip_count(genotype, space.skip_ops, space.primary_cell))
 
 
 def _cost_unit(record: RunRecord) -> str:

@@ -116,7 +116,8 @@ class Run:
             t.epochs, t.hessian_every, t.hessian_batches, t.hessian_iters, t.hessian_tol, t.arch_weight_decay
         )
         fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
-        return epoch_collapse_stats(self.searcher.model, genotype, previous, text, fixed, epoch, settings, self.space)
+        model, weights = self.searcher.model, self.searcher.arch_weights()
+        return epoch_collapse_stats(model, weights, genotype, previous, text, fixed, epoch, settings, self.space)
 
     def execute(self, start_epoch: int) -> RunRecord:
         record, epochs = self.record, self.cfg.train.epochs

@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from nasbench.errors import UserError
+from nasbench.registry import SPACES
 from nasbench.report import Report, Row, Summary
 
 FORMATS = ("md", "tex", "csv")
@@ -34,7 +35,14 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def _has_true_acc(space: str, rows: list[Row]) -> bool:
-    return space == "nb201" or any(row.true_test_acc is not None for row in rows)
+    return any(row.true_test_acc is not None for row in rows)
+
+
+def _primary_cell(space: str) -> str:
+    try:
+        return SPACES.get(space).primary_cell
+    except Exception:  # a space that is not installed here
+        return "primary"
 
 
 def header(space: str, metric: str, rows: list[Row]) -> list[str]:
@@ -45,7 +53,7 @@ def header(space: str, metric: str, rows: list[Row]) -> list[str]:
         "params (M)",
         "search cost (days/run)",
         "peak mem (MiB)",
-        "skips (normal cell)" if space == "cnn" else "skips (cell)",
+        f"skips ({_primary_cell(space)} cell)",
         "final Hessian eig",
         "device",
     ]

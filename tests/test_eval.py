@@ -11,6 +11,7 @@ from nasbench.results import RunRecord
 from nasbench.spaces.cnn import PUBLISHED, CnnSpace
 
 TINY = ["eval", "--preset", "tiny", "--device", "cpu", "--quiet"]
+CNN = ["--space", "cnn"]
 
 
 def only_dir(out):
@@ -19,7 +20,7 @@ def only_dir(out):
 
 
 def test_eval_by_name_end_to_end(tmp_path, capsys):
-    assert main([*TINY, "--genotype", "DARTS_V2", "--out", str(tmp_path)]) == 0
+    assert main([*TINY, *CNN, "--genotype", "DARTS_V2", "--out", str(tmp_path)]) == 0
     run_dir = only_dir(tmp_path)
     record = RunRecord.load(run_dir / "record.json")
     assert record.status == "completed" and record.searcher == "eval" and record.preset == "tiny"
@@ -56,7 +57,7 @@ def test_eval_of_a_record_adds_test_accuracy_to_it(tmp_path):
 
 
 def test_interrupted_eval_resumes_to_the_same_result(tmp_path, monkeypatch):
-    args = [*TINY, "--genotype", "DARTS_V2", "--set", "epochs=3"]
+    args = [*TINY, *CNN, "--genotype", "DARTS_V2", "--set", "epochs=3"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     straight = RunRecord.load(only_dir(tmp_path / "a") / "record.json")
 
@@ -73,7 +74,7 @@ def test_interrupted_eval_resumes_to_the_same_result(tmp_path, monkeypatch):
         assert main([*args, "--out", str(tmp_path / "b")]) == 130
     run_dir = only_dir(tmp_path / "b")
     assert RunRecord.load(run_dir / "record.json").status == "interrupted"
-    assert main([*TINY, "--genotype", "DARTS_V2", "--out", str(tmp_path / "b"), "--resume"]) == 0
+    assert main([*TINY, *CNN, "--genotype", "DARTS_V2", "--out", str(tmp_path / "b"), "--resume"]) == 0
     resumed = RunRecord.load(run_dir / "record.json")
     assert [e["train_loss"] for e in resumed.epochs] == [e["train_loss"] for e in straight.epochs]
     assert resumed.metrics["test_acc"] == straight.metrics["test_acc"]
@@ -101,11 +102,12 @@ def test_paper_preset_is_the_published_protocol():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--genotype", "DARTS_V2", "--space", "nb201"], "evaluation of the nb201 space is not available"),
+        (["--genotype", "DARTS_V2", "--space", "nb201"], "the nb201 space has no evaluation from scratch"),
+        (["--genotype", "DARTS_V2"], "it fits cnn, rnn; say which space with --space"),
         ([], "--record PATH/record.json or --genotype NAME"),
-        (["--genotype", "DARTS_V2", "--set", "bogus=1"], "unknown key 'bogus'"),
-        (["--genotype", "DARTS_V2", "--preset", "huge"], "unknown eval preset 'huge'"),
-        (["--genotype", "NOT_A_CELL"], "not a genotype"),
+        (["--genotype", "DARTS_V2", "--space", "cnn", "--set", "bogus=1"], "unknown key 'bogus'"),
+        (["--genotype", "DARTS_V2", "--space", "cnn", "--preset", "huge"], "unknown eval preset 'huge'"),
+        (["--genotype", "NOT_A_CELL"], "no space reads it (cnn: not a genotype"),
     ],
 )
 def test_bad_eval_flags_get_a_clear_message(args, message, tmp_path, capsys):

@@ -49,14 +49,16 @@ def test_alphas_need_arch_weights(tmp_path):
     record = make_record()
     for epoch in record.epochs:
         del epoch["arch_weights"]
-    assert plot_alphas(record, list(CnnSpace.ops), tmp_path / "a.png") is None
+    assert plot_alphas(record, list(CnnSpace.ops), CnnSpace.skip_ops, tmp_path / "a.png") is None
     assert not (tmp_path / "a.png").exists()
 
 
 def test_skip_connections_have_one_colour_across_spaces():
-    colors = op_colors([*CnnSpace.ops, "identity"])
-    assert colors["skip_connect"] == colors["identity"]
-    assert len({colors[op] for op in CnnSpace.ops}) == len(CnnSpace.ops)
+    from nasbench.spaces.rnn import RnnSpace
+
+    cnn, rnn = op_colors(list(CnnSpace.ops), CnnSpace.skip_ops), op_colors(list(RnnSpace.ops), RnnSpace.skip_ops)
+    assert cnn["skip_connect"] == rnn["identity"]  # each space's own skip op, drawn alike
+    assert len({cnn[op] for op in CnnSpace.ops}) == len(CnnSpace.ops)
 
 
 def test_cli_table_with_plots_skips_what_no_record_has(tmp_path, capsys):

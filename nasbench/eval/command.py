@@ -10,8 +10,6 @@ from typing import Any
 from nasbench.cli_flags import add_training_flags, show_progress
 from nasbench.config import parse_set_flags
 from nasbench.errors import UserError
-from nasbench.eval.cnn import CnnEvalTask
-from nasbench.eval.rnn import RnnEvalTask
 from nasbench.eval.trainer import (
     EvalTask,
     attach_to_search_record,
@@ -34,7 +32,7 @@ def add_eval_parser(sub: Any) -> None:
         "--record", help="a search's record.json: evaluate its genotype; the record gains test_acc or test_ppl"
     )
     source.add_argument("--genotype", help="a published genotype by name (e.g. DARTS_V2) or genotype text")
-    p.add_argument("--space", help="search space of --genotype (default: cnn, or the record's)")
+    p.add_argument("--space", help="search space of --genotype (default: the one it fits; a record's own)")
     add_training_flags(p, "evaluation")
 
 
@@ -49,9 +47,33 @@ def _source(args: argparse.Namespace) -> tuple[str, str, str]:
         return search.space, search.genotype, Path(args.record).resolve().parent.name
     if not args.genotype:
         raise UserError("say what to evaluate: --record PATH/record.json or --genotype NAME (e.g. DARTS_V2)")
-    space = args.space or "cnn"
+    space = args.space or infer_space(args.genotype)
     name = args.genotype if args.genotype in SPACES.get(space).published else "custom"
     return space, args.genotype, name
+
+
+def infer_space(genotype: str) -> str:
+    """The one space with an evaluation that publishes ``genotype`` by that name, or can read it as text."""
+    spaces = [SPACES.get(name)() for name in SPACES.names()]
+    spaces = [s for s in spaces if s.eval_task() is not None]
+    named = [s.name for s in spaces if genotype in s.published]
+    problems = {}
+    if not named:
+        problems = {s.name: _parse_problem(s, genotype) for s in spaces}
+        named = [name for name, problem in problems.items() if problem is None]
+    if len(named) != 1:
+        why = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
+        which = f"it fits {', '.join(named)}" if named else f"no space reads it ({why})"
+        raise UserError(f"--genotype {genotype!r}: {which}; say which space with --space")
+    return named[0]
+
+
+def _parse_problem(space: Any, text: str) -> str | None:
+    try:
+        space.parse_genotype(text)
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def stored_evaluation(run_dir: Path) -> RunRecord:
@@ -64,10 +86,14 @@ def stored_evaluation(run_dir: Path) -> RunRecord:
 
 
 def _task(space: str) -> type[EvalTask]:
-    tasks: dict[str, type[EvalTask]] = {"cnn": CnnEvalTask, "rnn": RnnEvalTask}
-    if space not in tasks:
-        raise UserError(f"evaluation of the {space} space is not available; spaces with one: {', '.join(tasks)}")
-    return tasks[space]
+    task = SPACES.get(space)().eval_task()
+    if task is None:
+        with_one = [name for name in SPACES.names() if SPACES.get(name)().eval_task() is not None]
+        raise UserError(
+            f"the {space} space has no evaluation from scratch (its genotypes are scored by their ground truth); "
+            f"spaces with one: {', '.join(with_one)}"
+        )
+    return task
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

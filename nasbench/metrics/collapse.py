@@ -3,14 +3,15 @@
 - the dominant eigenvalue of the Hessian of the validation loss w.r.t. the architecture parameters
   (RobustDARTS: Zela et al., "Understanding and Robustifying DARTS", ICLR 2020, sec. 4), by
   Hessian-vector products (double backward) and Lanczos;
-- the number of skip connections in the first cell of the derived genotype and the share of
-  parameter-free operations (the DARTS collapse towards skip connections);
+- the number of skip connections in the derived genotype's primary cell (the CNN's normal cell) and the
+  share of parameter-free operations (the DARTS collapse towards skip connections);
 - the mean softmax entropy of the architecture weights per cell type;
 - the DARTS-ES early-stopping rule (RobustDARTS sec. 4.3) over a sequence of eigenvalues, as its code
   applies it.
 
-Only the ``Supernet`` contract is used (``loss`` inside ``frozen_state``, ``arch_parameters``,
-``arch_weights``), so every space gets the same definitions.
+Only the ``Supernet`` contract (``loss`` inside ``frozen_state``, ``arch_parameters``), the searcher's
+architecture weights and the facts a space declares (``skip_ops``, ``param_free_ops``, ``primary_cell``)
+are used, so every space gets the same definitions.
 """
 
 from __future__ import annotations
@@ -24,11 +25,6 @@ import torch
 
 from nasbench.genotype import Genotype
 from nasbench.spaces.base import Batch, Supernet
-
-# Op names that are a skip connection in some space (cnn, nb201: skip_connect; rnn: identity). A space
-# may name its own with a ``skip_ops`` / ``param_free_ops`` class attribute.
-SKIP_OPS = ("skip_connect", "identity")
-PARAM_FREE_OPS = ("skip_connect", "identity", "max_pool_3x3", "avg_pool_3x3", "none")
 
 
 def lanczos_max_eigenvalue(
@@ -141,12 +137,12 @@ def mean_max_weight(weights: dict[str, torch.Tensor]) -> dict[str, float]:
     return {cell: float(w.detach().double().max(dim=-1).values.mean()) for cell, w in weights.items()}
 
 
-def skip_count(genotype: Genotype, skip_ops: Sequence[str] = SKIP_OPS) -> int:
-    """Skip connections in the genotype's first cell (the normal cell of the CNN space)."""
-    return sum(e.op in skip_ops for e in genotype.cell(genotype.cell_names[0]))
+def skip_count(genotype: Genotype, skip_ops: Sequence[str], cell: str) -> int:
+    """Skip connections in one cell of the genotype (a space's ``primary_cell``: the CNN's normal cell)."""
+    return sum(e.op in skip_ops for e in genotype.cell(cell))
 
 
-def param_free_share(genotype: Genotype, param_free: Sequence[str] = PARAM_FREE_OPS) -> float:
+def param_free_share(genotype: Genotype, param_free: Sequence[str]) -> float:
     """The share of parameter-free operations over all edges of all cells."""
     edges = [e for _, cell in genotype.cells for e in cell]
     return sum(e.op in param_free for e in edges) / max(len(edges), 1)
@@ -207,6 +203,7 @@ class CollapseSettings:
 
 def epoch_collapse_stats(
     model: Supernet | None,
+    weights: dict[str, torch.Tensor] | None,
     genotype: Genotype,
     previous_genotype: str | None,
     genotype_text: str,
@@ -215,15 +212,15 @@ def epoch_collapse_stats(
     settings: CollapseSettings,
     space: Any,
 ) -> dict[str, Any]:
-    """The per-epoch collapse record; the eigenvalue where ``hessian_measured``."""
+    """The per-epoch collapse record of ``genotype`` and the searcher's architecture ``weights`` (None
+    without a supernet); the eigenvalue where ``hessian_measured``."""
     stats: dict[str, Any] = {
-        "skip_count_normal": skip_count(genotype, getattr(space, "skip_ops", SKIP_OPS)),
-        "param_free_share": param_free_share(genotype, getattr(space, "param_free_ops", PARAM_FREE_OPS)),
+        "skip_count": skip_count(genotype, space.skip_ops, space.primary_cell),
+        "param_free_share": param_free_share(genotype, space.param_free_ops),
         "genotype_changed": None if previous_genotype is None else genotype_text != previous_genotype,
     }
-    if model is None:
+    if model is None or weights is None:
         return stats
-    weights = model.arch_weights()
     stats["alpha_entropy"] = alpha_entropy(weights)
     stats["max_weight_mean"] = mean_max_weight(weights)
     if hessian_measured(epoch, settings.epochs, settings.hessian_every):

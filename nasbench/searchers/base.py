@@ -29,8 +29,9 @@ class Searcher(ABC):
         self.model: Supernet | None = None
 
     @classmethod
-    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
-        """Per-section overrides this searcher adds to a space's preset (e.g. PC-DARTS' batch 256)."""
+    def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
+        """Per-section overrides this searcher adds to a space's preset (e.g. PC-DARTS' batch 256 on the DARTS
+        CIFAR-10 protocol); keyed by what the space is (``space.family``, ``space.dataset``), not its name."""
         return {}
 
     def start_epoch(self, epoch: int) -> None:
@@ -53,11 +54,26 @@ class Searcher(ABC):
         assert self.model is not None, "searchers without a supernet override score()"
         return network_scores(self.model, batches)
 
-    def epoch_extras(self) -> dict[str, Any]:
-        """Extra per-epoch record content; by default the normalised architecture weights per cell."""
+    def arch_weights(self) -> dict[str, torch.Tensor] | None:
+        """The architecture weights per cell [n_edges, n_ops] (detached) that the genotype is derived from and
+        the record keeps, or None for a searcher without architecture parameters."""
         if self.model is None:
+            return None
+        return self.model.mixer.strengths(self.model)
+
+    def epoch_extras(self) -> dict[str, Any]:
+        """Extra per-epoch record content; by default the architecture weights per cell, with the op names
+        and the (src, dst) edge of each row, so that a record explains itself."""
+        weights = self.arch_weights()
+        if weights is None or self.model is None:
             return {}
-        return {"arch_weights": {k: v.cpu().tolist() for k, v in self.model.arch_weights().items()}}
+        specs = self.model.cell_specs
+        return {
+            "arch_weights": {k: v.cpu().tolist() for k, v in weights.items()},
+            "arch_layout": {
+                k: {"ops": list(specs[k].ops), "edges": [list(p) for p in specs[k].pairs]} for k in weights
+            },
+        }
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]: ...

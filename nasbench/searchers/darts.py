@@ -100,7 +100,7 @@ class DartsSearcher(Searcher):
 
     def derive(self) -> Genotype:
         assert self.model is not None
-        return self.model.derive()
+        return self.model.derive(self.model.mixer.strengths(self.model))
 
     def state_dict(self) -> dict[str, Any]:
         assert self.model is not None

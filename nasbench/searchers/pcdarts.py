@@ -1,9 +1,9 @@
 """PC-DARTS (Xu et al., "PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search", ICLR 2020).
 
-First-order DARTS with two switches in the supernet's mixed operations (``SupernetOptions``), which any
-space with mixed operations implements: partial channel connections (sec. 3.2: 1/K of the channels go
-through the mixed operation, the rest bypass it) and edge normalisation (sec. 3.3: a weight beta per
-incoming edge, softmax-normalised per node; the genotype ranks edges by softmax(alpha) x softmax(beta)).
+First-order DARTS with partial channel connections (sec. 3.2: 1/K of the channels go through the mixed
+operation, the rest bypass it; ``nasbench.spaces.mixing.PartialChannels``, in every space with channels
+or hidden units) and edge normalisation (sec. 3.3: a weight beta per incoming edge, softmax-normalised
+per node; the genotype ranks edges by softmax(alpha) x softmax(beta); ``mixers.EdgeNormalizedMixer``).
 The architecture is frozen during the first epochs (sec. 4.2), which fetch no architecture-split batches.
 """
 
@@ -18,6 +18,7 @@ from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
+from nasbench.searchers.mixers import EdgeNormalizedMixer
 from nasbench.spaces.base import SearchSpace, SupernetOptions
 
 PAPER_WARMUP_EPOCHS, PAPER_EPOCHS = 15, 50  # sec. 4.2: architecture frozen for the first 15 of 50 epochs
@@ -78,15 +79,17 @@ class PcDarts(DartsSearcher):
         return proportional_warmup(cfg.train.epochs) if set_value is None else set_value
 
     @classmethod
-    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
+    def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
         if preset == "paper":
-            return PAPER_CNN if space == "cnn" else {}
-        if space == "cnn" and preset == "tiny":
-            return {"space": {"channels": 8}}  # K = 4 needs the channel count to be a multiple of 2K
+            return PAPER_CNN if space.family == "darts-cifar10" else {}
+        channels = space.presets[preset].get("space", {}).get("channels")
+        step = 2 * PcDartsConfig.partial_channels  # K mixed groups, each of an even width (stride-2 edges)
+        if preset == "tiny" and channels is not None and channels % step:
+            return {"space": {"channels": step * -(-channels // step)}}  # the toy width rounded up for K = 4
         return {}  # short presets keep the space's budget and optimisers
 
     def supernet_options(self) -> SupernetOptions:
-        return SupernetOptions(partial_channels=self.cfg.searcher_cfg.partial_channels, edge_normalization=True)
+        return SupernetOptions(partial_channels=self.cfg.searcher_cfg.partial_channels, mixer=EdgeNormalizedMixer())
 
     def uses_val_batches(self, epoch: int) -> bool:
         return epoch >= self.warmup(self.cfg)

@@ -28,7 +28,7 @@ perplexity, 23M params, 2 GPU days. They are the "Random search baseline" rows o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -49,14 +49,14 @@ SAMPLER_STREAM = 7_919  # keeps the sampler's generator apart from the data stre
 class GenotypeSampler:
     """Genotypes drawn uniformly by the space, from a generator of the searcher's own (saved with its state)."""
 
-    def __init__(self, space: SearchSpace, space_cfg: Any, seed: int) -> None:
-        self.space, self.space_cfg = space, space_cfg
+    def __init__(self, space: SearchSpace, space_cfg: Any, seed: int, ops: Sequence[str] | None = None) -> None:
+        self.space, self.space_cfg, self.ops = space, space_cfg, ops  # ops None: the space's default draw
         self.generator = torch.Generator().manual_seed(seed * 1_000_003 + SAMPLER_STREAM)
         self.drawn = 0
 
     def sample(self) -> Genotype:
         self.drawn += 1
-        return self.space.sample_genotype(self.space_cfg, self.generator)
+        return self.space.sample_genotype(self.space_cfg, self.generator, self.ops)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "drawn": self.drawn}
@@ -105,12 +105,12 @@ class RandomSearch(Searcher):
     config_cls = RandomConfig
 
     @classmethod
-    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
+    def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
         if preset == "tiny":
             return {"searcher": {"samples": 2}}
         if preset == "small":  # 4 samples of 20 steps each under the cnn space's small preset
             return {"searcher": {"samples": 4}}
-        if space == "rnn":
+        if space.dataset == "ptb":
             return {"searcher": {"samples": 8}}  # DARTS sec. 3.3 / Table 2: 8 cells for PTB
         return {}
 

@@ -2,8 +2,13 @@
 Architecture Search", UAI 2019, sec. 3; settings from its released code, searchers/random_weight_share.py).
 
 Training: every step draws one genotype uniformly and takes one SGD step of the supernet's shared weights
-along that genotype's single path (``Supernet.single_path``: the other edges and ops are not computed and
-get no gradient), with the ``train`` section's weight optimiser (lr cosine-annealed per epoch as in DARTS).
+along that genotype's single path (``mixers.PathMixer``: the other edges and ops are not computed), with the
+``train`` section's weight optimiser (lr cosine-annealed per epoch as in DARTS). On CIFAR-10 the draw
+includes ``none``, as their code draws from all ops (their appendix A.2: the zero op is included in
+search and evaluation); on PTB it does not, as theirs does not. Their code computes every op with 0/1
+weights, so the weights off the path get zero gradients, and with them weight decay and momentum; here
+they get the same zero gradients without being computed. (Their batch norms off the path also update
+their running statistics, which here stand still: the one difference, in ``docs/fidelity.md``.)
 
 Selection, in the last epoch's ``score()`` (so its cost is in the run's cost): draw ``candidates``
 genotypes, score each with the shared weights on the first ``candidate_batches`` batches of the
@@ -33,6 +38,7 @@ from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores
+from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.spaces.base import Batch, SearchSpace, SupernetOptions
 
@@ -56,12 +62,12 @@ class RandomWeightSharing(Searcher):
     config_cls = RandomWsConfig
 
     @classmethod
-    def preset_overrides(cls, space: str, preset: str) -> dict[str, dict[str, Any]]:
+    def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
         if preset == "tiny":
             return {"searcher": {"candidates": 4, "candidate_batches": 1, "finalists": 2}}
         if preset == "small":
             return {"searcher": {"candidates": 50, "candidate_batches": 2, "finalists": 5}}
-        if preset == "paper" and space == "cnn":
+        if preset == "paper" and space.family == "darts-cifar10":
             # Table 6, "Random (5)": 150 epochs, gradient clipping 1, 24 initial channels, 5000 genotypes
             # (5 rounds of 1000 in the released code, each keeping 10 finalists)
             return {
@@ -69,7 +75,7 @@ class RandomWeightSharing(Searcher):
                 "space": {"channels": 24},
                 "searcher": {"candidates": 5000, "finalists": 50},
             }
-        if preset == "paper" and space == "rnn":
+        if preset == "paper" and space.family == "darts-ptb":
             # Table 3, "Random (4)": batch 64, gradient clipping 0.1, 2000 genotypes (2 rounds of 1000)
             return {"train": {"batch_size": 64, "grad_clip": 0.1}, "searcher": {"candidates": 2000, "finalists": 20}}
         return {}
@@ -80,7 +86,8 @@ class RandomWeightSharing(Searcher):
         self.supernet = space.supernet(cfg.space_cfg, data, SupernetOptions()).to(device)
         self.weights = self.supernet.weight_parameters()
         self.w_opt = torch.optim.SGD(self.weights, lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay)
-        self.sampler = GenotypeSampler(space, cfg.space_cfg, cfg.seed)
+        drawn_ops = space.ops if space.dataset == "cifar10" else None  # CIFAR-10: none included, as their code
+        self.sampler = GenotypeSampler(space, cfg.space_cfg, cfg.seed, drawn_ops)
         self.probe = self.sampler.sample()
         self.epoch = 0
         self.selection: list[dict[str, Any]] | None = None  # finalists, best first, once selected
@@ -96,17 +103,20 @@ class RandomWeightSharing(Searcher):
 
     def step(self, train: Batch, val: Batch | None) -> dict[str, torch.Tensor]:
         genotype = self.sampler.sample()
-        with batch_lr(self.w_opt, train), self.supernet.single_path(genotype):
-            self.w_opt.zero_grad(set_to_none=True)  # ops off the path keep grad None: SGD skips them
+        with batch_lr(self.w_opt, train), self.supernet.mixed_by(PathMixer(self.supernet, genotype)):
+            self.w_opt.zero_grad(set_to_none=False)
             loss = self.supernet.loss(train)
             loss.backward()
+            for w in self.weights:  # off the path: a zero gradient, so that SGD applies decay and momentum
+                if w.grad is None:
+                    w.grad = torch.zeros_like(w)
             nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
             self.w_opt.step()
         return {"train_loss": loss.detach()}
 
     def shared_score(self, genotype: Genotype, batches: Iterable[Batch]) -> dict[str, float]:
         """The shared weights' score of ``genotype``'s path on ``batches``."""
-        with self.supernet.single_path(genotype):
+        with self.supernet.mixed_by(PathMixer(self.supernet, genotype)):
             return network_scores(self.supernet, batches)
 
     def select(self, batches: Iterable[Batch]) -> list[dict[str, Any]]:

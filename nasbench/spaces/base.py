@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from nasbench.data.streams import SearchData
 from nasbench.genotype import Genotype
+from nasbench.spaces.mixing import CellMix, CellSpec, Mixer
 
 Batch = Any  # a space's batch: (images, labels) for CIFAR-10, (inputs, targets) windows for PTB
 
@@ -79,19 +80,34 @@ class ImageClassifier(Network):
 
 
 class Supernet(Network):
-    """A network holding every candidate operation, mixed by architecture parameters.
+    """A network holding every candidate operation, mixed by architecture parameters through its ``mixer``.
 
-    Architecture parameters are ``nn.Parameter``s registered with ``add_arch_parameter`` so that they
-    sit in ``state_dict`` beside the weights, but are returned only by ``arch_parameters``.
+    A space builds one with the cells it declares (``cell_specs``: per cell type, its edges and ops) and
+    creates each cell's alpha [n_edges, n_ops] with ``add_cell_parameters``; architecture parameters are
+    ``nn.Parameter``s, so they sit in ``state_dict`` beside the weights, but only ``arch_parameters`` returns
+    them. In every forward pass the space asks ``mixing(cell)`` once per cell type for the ``CellMix`` its
+    edges follow; the searcher decides what that is by the mixer it gives the supernet (``SupernetOptions``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mixer: Mixer | None = None) -> None:
         super().__init__()
         self._arch_names: list[str] = []
+        self.cell_specs: dict[str, CellSpec] = {}
+        self.mixer = mixer or Mixer()
 
     def add_arch_parameter(self, name: str, value: torch.Tensor) -> None:
         self.register_parameter(name, nn.Parameter(value))
         self._arch_names.append(name)
+
+    def add_cell_parameters(self, cell: str, spec: CellSpec) -> None:
+        """Declare a cell type: its alpha, 1e-3 * N(0, 1) as in the reference code, then the mixer's own."""
+        self.cell_specs[cell] = spec
+        self.add_arch_parameter(f"alpha_{cell}", 1e-3 * torch.randn(spec.n_edges, len(spec.ops)))
+        for name, value in self.mixer.cell_parameters(cell, spec).items():
+            self.add_arch_parameter(name, value)
+
+    def alpha(self, cell: str) -> nn.Parameter:
+        return getattr(self, f"alpha_{cell}")
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, name) for name in self._arch_names]
@@ -104,51 +120,48 @@ class Supernet(Network):
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
-    @abstractmethod
-    def arch_weights(self) -> dict[str, torch.Tensor]:
-        """Normalised mixing weights per cell type, [n_edges, n_ops] (detached)."""
-
-    @abstractmethod
-    def derive(self) -> Genotype:
-        """The discrete genotype that the current architecture parameters select."""
-
-    def use_genotype(self, genotype: Genotype | None) -> None:
-        """From now on compute only ``genotype``'s path (``None``: the alpha mixture again).
-
-        On the path every edge of the genotype applies its one op with weight 1 and each node sums its
-        genotype inputs; edges and ops outside the genotype are not computed, and the architecture
-        parameters are not used (so get no gradient), which keeps memory at that of one discrete network.
-        Random search with weight sharing trains and scores the shared weights this way."""
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot compute a single genotype's path yet (Supernet.use_genotype)"
-        )
+    def mixing(self, cell: str) -> CellMix:
+        """This forward pass's mixing of ``cell``'s edges, as the mixer decides."""
+        return self.mixer(self, cell)
 
     @contextlib.contextmanager
-    def single_path(self, genotype: Genotype) -> Iterator[None]:
-        """``use_genotype(genotype)`` within the context, then the mixture again."""
-        self.use_genotype(genotype)
+    def mixed_by(self, mixer: Mixer) -> Iterator[None]:
+        """Use ``mixer`` within the context (e.g. one genotype's single path), then the supernet's own again."""
+        own, self.mixer = self.mixer, mixer
         try:
             yield
         finally:
-            self.use_genotype(None)
+            self.mixer = own
+
+    @abstractmethod
+    def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
+        """The space's derivation rule: the genotype that per-cell op strengths [n_edges, n_ops] select."""
 
 
 @dataclass(frozen=True)
 class SupernetOptions:
-    """Switches a searcher may turn on in any space's mixed operations."""
+    """What a searcher chooses when a supernet is built."""
 
-    partial_channels: int = 1  # PC-DARTS: 1/K of the channels (or hidden units) go through the mixed op
-    edge_normalization: bool = False  # PC-DARTS: a softmax-normalised weight per incoming edge
+    partial_channels: int = 1  # PC-DARTS: 1/K of the channels (or hidden units) go through the mixed ops
+    mixer: Mixer = field(default_factory=Mixer)  # how alpha becomes each edge's mixing (default: DARTS' softmax)
 
 
 class SearchSpace(ABC):
-    """A search space: its operations, data, supernet, discrete networks, and genotype rules."""
+    """A search space: its operations, data, supernet, discrete networks, and genotype rules, and the facts
+    generic code needs about it (which ops are skips and which parameter-free, its primary cell, the
+    published protocol it follows, how a genotype of it is evaluated)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for ``nasbench list``: what it is and which paper
     dataset: ClassVar[str]  # "cifar10" or "ptb"
+    # which published search protocol the space is: searchers key their papers' settings by it
+    # ("darts-cifar10", "darts-ptb", "nas-bench-201"), never by a space's name
+    family: ClassVar[str]
     metric: ClassVar[str]  # "acc" (higher is better) or "ppl" (lower is better)
     ops: ClassVar[tuple[str, ...]]
+    skip_ops: ClassVar[tuple[str, ...]]  # the ops a collapse drifts to (skip connections)
+    param_free_ops: ClassVar[tuple[str, ...]]  # ops without weights, ``none`` included
+    primary_cell: ClassVar[str]  # the cell whose skip connections count as the collapse signal
     config_cls: ClassVar[type]
     # preset -> {"train": {...}, "space": {...}}; every space has "paper", "small" (the CPU default,
     # under 10 minutes on 2 cores) and "tiny" (seconds; the contract tests use it)
@@ -171,15 +184,20 @@ class SearchSpace(ABC):
         A searcher trains and scores it through ``loss`` and ``evaluate`` exactly as it would a supernet."""
 
     @abstractmethod
-    def sample_genotype(self, cfg: Any, generator: torch.Generator) -> Genotype:
-        """A genotype drawn uniformly from the space's discrete cells: in the DARTS spaces ``none`` is never
-        an edge of a derived cell and is never chosen; in NAS-Bench-201 it is one of the five ops of a cell."""
+    def sample_genotype(self, cfg: Any, generator: torch.Generator, ops: Sequence[str] | None = None) -> Genotype:
+        """A genotype drawn uniformly from the space's discrete cells, each edge's op from ``ops`` (default:
+        the ops a derived cell may hold: in the DARTS spaces every op but ``none``; in NAS-Bench-201 all five)."""
 
     @abstractmethod
     def format_genotype(self, genotype: Genotype) -> str: ...
 
     @abstractmethod
     def parse_genotype(self, text: str) -> Genotype: ...
+
+    def eval_task(self) -> type | None:
+        """The ``nasbench.eval.trainer.EvalTask`` that trains a genotype of this space from scratch (for
+        ``nasbench eval``), or None where genotypes are scored by ``ground_truth`` alone."""
+        return None
 
     def ground_truth(self, genotype: Genotype) -> dict[str, float] | None:
         """Known true scores of a genotype, keys starting with ``true_`` (NAS-Bench-201's look-up of

@@ -22,7 +22,7 @@ from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
 from nasbench.spaces.base import ImageClassifier, SearchSpace, Supernet, SupernetOptions
 from nasbench.spaces.cnn_network import CnnNetwork
-from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels
 from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
 
 N_INPUTS = 2
@@ -88,76 +88,83 @@ class SharedPools(nn.Module):
 
 
 class MixedOp(nn.Module):
-    """One edge: sum over ops of softmax(alpha)_o * o(x). ``none`` adds zeros and is not computed; the
-    pooling ops' results come from the source node's ``SharedPools``.
+    """One edge: sum over ops of w_o * o(x), as its row of the ``CellMix`` says. ``none`` adds zeros and is not
+    computed; the pooling ops' results come from the source node's ``SharedPools``.
 
-    With ``partial > 1`` (PC-DARTS, sec. 3.2) only the first C/K channels go through the ops; the rest
-    bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
+    In a supernet built with partial channels (PC-DARTS, sec. 3.2) only the first C/K channels go through
+    the ops; the rest bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
     """
 
     def __init__(self, channels: int, stride: int, partial: int) -> None:
         super().__init__()
-        self.stride, self.partial = stride, partial
-        self.mixed_channels = channels // partial
+        self.stride = stride
+        self.channels = PartialChannels(channels, partial)
         self.names = [op for op in CNN_OP_NAMES if op != "none" and op not in POOLS]
         self.columns: torch.Tensor
         self.pool_columns: torch.Tensor
         self.register_buffer("columns", torch.tensor([CNN_OP_NAMES.index(op) for op in self.names]), False)
         self.register_buffer("pool_columns", torch.tensor([CNN_OP_NAMES.index(op) for op in POOLS]), False)
         self.relu_input = [takes_relu(op, stride) for op in self.names]
-        self.ops = nn.ModuleList(CNN_OPS[name].build(self.mixed_channels, stride, False) for name in self.names)
+        self.ops = nn.ModuleList(CNN_OPS[name].build(self.channels.mixed, stride, False) for name in self.names)
 
     def forward(
         self,
         x: torch.Tensor,
         x_relu: torch.Tensor,
         pooled: dict[str, torch.Tensor],
-        weights: torch.Tensor,
-        edge_weight: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output; weights: [n_ops] over all ops;
-        # edge_weight: this edge's PC-DARTS normalisation weight (0-dim) or None. It scales the op weights and
-        # the bypassed channels rather than the edge's output: the same value, without keeping that output
-        # (a full-width tensor per edge) for the backward.
-        part, part_relu = x[:, : self.mixed_channels], x_relu[:, : self.mixed_channels]
-        if edge_weight is not None:
-            weights = weights * edge_weight
-        w, w_pool = weights[self.columns], weights[self.pool_columns]
+        weights: torch.Tensor | None,
+        active: Sequence[int] | None,
+        edge_scale: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output (the pools ``active`` needs);
+        # weights: [n_ops] over all ops, or None (weight 1); active: op columns to compute, None: all;
+        # edge_scale: a 0-dim factor on the edge's output, or None. The factor scales the op weights and the
+        # bypassed channels rather than the edge's output: the same value, without keeping that output (a
+        # full-width tensor per edge) for the backward. None when no op of the edge is computed.
+        part, part_relu = self.channels.part(x), self.channels.part(x_relu)
+        if weights is not None and edge_scale is not None:
+            weights = weights * edge_scale
+        w = None if weights is None else weights[self.columns]
+        w_pool = None if weights is None else weights[self.pool_columns]
+        wanted = None if active is None else set(active)
         terms = [
-            self._weighted(op, part_relu if relu else part, w[i])
+            self._weighted(op, part_relu if relu else part, None if w is None else w[i])
             for i, (op, relu) in enumerate(zip(self.ops, self.relu_input))
+            if wanted is None or CNN_OP_NAMES.index(self.names[i]) in wanted
         ]
-        terms += [w_pool[i] * pooled[name] for i, name in enumerate(POOLS)]
-        return self._join(cast(torch.Tensor, sum(terms)), x, edge_weight)
+        terms += [
+            pooled[name] if w_pool is None else w_pool[i] * pooled[name]
+            for i, name in enumerate(POOLS)
+            if wanted is None or CNN_OP_NAMES.index(name) in wanted
+        ]
+        if not terms:
+            return None
+        out = cast(torch.Tensor, sum(terms))
+        if weights is None and edge_scale is not None:  # unweighted ops: the factor applies to their sum
+            out = edge_scale * out
+        return self._join(out, x, edge_scale)
 
     @staticmethod
-    def _weighted(op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """weight * op(x). An op that ends in a non-affine BN gets ``weight`` as that BN's scale instead: the
-        same value, but the backward then needs only what the BN keeps anyway, where a separate product
-        would also keep the op's output (about a fifth of a supernet step's memory)."""
+    def _weighted(op: nn.Module, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        """weight * op(x) (op(x) for weight None). An op that ends in a non-affine BN gets ``weight`` as that BN's
+        scale instead: the same value, but the backward then needs only what the BN keeps anyway, where a
+        separate product would also keep the op's output (about a fifth of a supernet step's memory)."""
+        if weight is None:
+            return op(x)
         if isinstance(op, nn.Sequential) and isinstance(op[-1], nn.BatchNorm2d):
             return scaled_batch_norm(op[-1], op[:-1](x), weight)
         return weight * op(x)
 
-    def single(self, x: torch.Tensor, x_relu: torch.Tensor, pooled: dict[str, torch.Tensor], op: str) -> torch.Tensor:
-        """Only the op named ``op``, with weight 1 (a single path of random search with weight sharing);
-        ``pooled`` holds at least that op's result when it is a pooling op."""
-        if op in POOLS:
-            return self._join(pooled[op], x)
-        i = self.names.index(op)
-        out = self.ops[i](x_relu[:, : self.mixed_channels] if self.relu_input[i] else x[:, : self.mixed_channels])
-        return self._join(out, x)
-
-    def _join(self, out: torch.Tensor, x: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def _join(self, out: torch.Tensor, x: torch.Tensor, edge_scale: torch.Tensor | None) -> torch.Tensor:
         # out: the mixed channels' result; x: the edge input, whose other channels bypass the ops
-        if self.partial == 1:
+        if self.channels.k == 1:
             return out
-        rest = x[:, self.mixed_channels :]
+        rest = self.channels.rest(x)
         if self.stride == 2:
             rest = F.max_pool2d(rest, 2, 2)
-        if edge_weight is not None:
-            rest = edge_weight * rest
-        return channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
+        if edge_scale is not None:
+            rest = edge_scale * rest
+        return self.channels.join(out, rest)
 
 
 class SearchCell(nn.Module):
@@ -179,58 +186,53 @@ class SearchCell(nn.Module):
     def _stride(self, src: int) -> int:
         return 2 if self.reduction and src < N_INPUTS else 1
 
-    def forward(
-        self,
-        s0: torch.Tensor,
-        s1: torch.Tensor,
-        weights: torch.Tensor | None,
-        edge_weights: torch.Tensor | None,
-        path: dict[int, str] | None = None,
-    ) -> torch.Tensor:
-        # weights: [14, 8] op mixture per edge; edge_weights: [14] PC-DARTS edge normalisation or None;
-        # path: edge row -> op of a single genotype (weights unused), or None for the mixture
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, mix: CellMix) -> torch.Tensor:
+        # mix: this cell type's CellMix over its len(pairs) edges
         states = [self.pre0(F.relu(s0)), self.pre1(F.relu(s1))]
         relus = [F.relu(s) for s in states]  # once per node, shared by every op on every outgoing edge
-        pooled = [self._pools(src, states[src], path) for src in range(N_INPUTS)]
+        pooled = [self._pools(src, states[src], mix) for src in range(N_INPUTS)]
         row = 0
         for dst in range(N_INPUTS, N_INPUTS + self.nodes):
             terms = []
             for src in range(dst):
-                if path is not None:
-                    if row in path:  # edges outside the genotype are not computed
-                        edge = cast(MixedOp, self.edges[row])
-                        terms.append(edge.single(states[src], relus[src], pooled[src], path[row]))
-                else:
-                    assert weights is not None
-                    edge_weight = None if edge_weights is None else edge_weights[row]
-                    terms.append(self.edges[row](states[src], relus[src], pooled[src], weights[row], edge_weight))
+                weights, active = mix.row(row)
+                scale = None if mix.edge_scale is None else mix.edge_scale[row]
+                y = self.edges[row](states[src], relus[src], pooled[src], weights, active, scale)
+                if y is not None:
+                    terms.append(y if mix.bias is None else y + mix.bias[row])
                 row += 1
-            states.append(sum(terms))
+            states.append(sum(terms) if terms else self._zeros(states[0]))
             if dst < N_INPUTS + self.nodes - 1:
                 relus.append(F.relu(states[-1]))
-                pooled.append(self._pools(dst, states[-1], path))
+                pooled.append(self._pools(dst, states[-1], mix))
         return torch.cat(states[N_INPUTS:], dim=1)
 
-    def _pools(self, src: int, state: torch.Tensor, path: dict[int, str] | None) -> dict[str, torch.Tensor]:
-        """The pooled results edges leaving ``src`` need: both pools for the mixture, on a single path
-        only the pools its edges from ``src`` use."""
+    def _zeros(self, state: torch.Tensor) -> torch.Tensor:
+        """A node none of whose incoming edges is computed (every one ``none`` or off the path)."""
+        b, c, h, w = state.shape
+        s = 2 if self.reduction else 1
+        return state.new_zeros(b, c, -(-h // s), -(-w // s))
+
+    def _pools(self, src: int, state: torch.Tensor, mix: CellMix) -> dict[str, torch.Tensor]:
+        """The pooled results edges leaving ``src`` need: both pools when every op is computed, else those
+        that some edge from ``src`` computes."""
         names: Sequence[str] = POOLS
-        if path is not None:
-            names = list(dict.fromkeys(op for row, op in path.items() if self.pairs[row][0] == src and op in POOLS))
+        if mix.active is not None:
+            wanted = {c for row, (s, _) in enumerate(self.pairs) if s == src for c in mix.active[row]}
+            names = [name for name in POOLS if CNN_OP_NAMES.index(name) in wanted]
         return self.pools[src](state[:, : self.mixed_channels], names) if names else {}
 
 
 class CnnSupernet(ImageClassifier, Supernet):
     def __init__(self, cfg: CnnConfig, num_classes: int, options: SupernetOptions) -> None:
-        super().__init__()
+        super().__init__(options.mixer)
         k = options.partial_channels
         if k < 1 or cfg.channels % (2 * k):
             raise UserError(
                 f"partial_channels K={k} needs the channel count ({cfg.channels}) to be a multiple of 2K; "
                 "change space.channels or the searcher's partial_channels"
             )
-        self.cfg, self.options = cfg, options
-        self._path: dict[str, dict[int, str]] | None = None  # see use_genotype
+        self.cfg = cfg
         c_stem = cfg.stem_multiplier * cfg.channels
         self.stem = conv_bn(3, c_stem, 3, 1, 1, True)
         c_pp, c_p, c = c_stem, c_stem, cfg.channels
@@ -243,60 +245,21 @@ class CnnSupernet(ImageClassifier, Supernet):
             c_pp, c_p, reduction_prev = c_p, cfg.nodes * c, reduction
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(c_p, num_classes)
-        n_edges, n_ops = len(edge_index(N_INPUTS, cfg.nodes)), len(CNN_OP_NAMES)
-        for cell in CELLS:  # reference code: alphas start at 1e-3 * N(0, 1)
-            self.add_arch_parameter(f"alpha_{cell}", 1e-3 * torch.randn(n_edges, n_ops))
-            if options.edge_normalization:
-                self.add_arch_parameter(f"beta_{cell}", 1e-3 * torch.randn(n_edges))
-
-    def _edge_weights(self, cell: str) -> torch.Tensor | None:
-        if not self.options.edge_normalization:
-            return None
-        return edge_softmax(getattr(self, f"beta_{cell}"), N_INPUTS, self.cfg.nodes)
-
-    def use_genotype(self, genotype: Genotype | None) -> None:
-        if genotype is None:
-            self._path = None
-            return
-        rows = {pair: row for row, pair in enumerate(edge_index(N_INPUTS, self.cfg.nodes))}
-        nodes = set(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
-        path = {}
+        spec = CellSpec(CNN_OP_NAMES, tuple(edge_index(N_INPUTS, cfg.nodes)))
         for cell in CELLS:
-            edges = genotype.cell(cell)
-            bad = [e for e in edges if (e.src, e.dst) not in rows or e.op not in CNN_OP_NAMES or e.op == "none"]
-            if bad or {e.dst for e in edges} != nodes:
-                raise UserError(
-                    f"genotype {cell} cell {list(edges)} is no single path of this supernet: every node "
-                    f"{sorted(nodes)} needs an input edge, each an op other than none from an earlier node"
-                )
-            path[cell] = {rows[(e.src, e.dst)]: e.op for e in edges}
-        self._path = path
+            self.add_cell_parameters(cell, spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 3, 32, 32] -> logits [B, num_classes]
-        mix: dict[str, torch.Tensor | None]
-        edge: dict[str, torch.Tensor | None]
-        if self._path is None:
-            mix = {cell: torch.softmax(getattr(self, f"alpha_{cell}"), dim=-1) for cell in CELLS}
-            edge = {cell: self._edge_weights(cell) for cell in CELLS}
-        else:  # a single path (use_genotype): the architecture parameters are not used
-            mix, edge = dict.fromkeys(CELLS), dict.fromkeys(CELLS)
-        path = self._path or {}
+        mix = {cell: self.mixing(cell) for cell in CELLS}
         s0 = s1 = self.stem(x)
         for layer in self.cells:
-            cell = "reduce" if layer.reduction else "normal"
-            s0, s1 = s1, layer(s0, s1, mix[cell], edge[cell], path.get(cell))
+            s0, s1 = s1, layer(s0, s1, mix["reduce" if layer.reduction else "normal"])
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
-    def arch_weights(self) -> dict[str, torch.Tensor]:
-        return {cell: torch.softmax(getattr(self, f"alpha_{cell}").detach(), dim=-1) for cell in CELLS}
-
-    def derive(self) -> Genotype:
-        cells = {}
-        for cell, weights in self.arch_weights().items():
-            edge = self._edge_weights(cell)
-            ranked = weights if edge is None else weights * edge.detach()[:, None]
-            cells[cell] = derive_top_k(ranked, CNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=2)
+    def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
+        """DARTS' rule (sec. 2.4): per node the two strongest incoming edges, each with its best op but none."""
+        cells = {cell: derive_top_k(strengths[cell], CNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=2) for cell in CELLS}
         concat = list(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
         return Genotype.of(cells, {cell: concat for cell in CELLS})
 
@@ -336,8 +299,12 @@ class CnnSpace(SearchSpace):
     name = "cnn"
     summary = "DARTS CNN cell space on CIFAR-10: 8 ops, 2 inputs + 4 nodes, 14 edges (Liu et al., ICLR 2019)"
     dataset = "cifar10"
+    family = "darts-cifar10"
     metric = "acc"
     ops = CNN_OP_NAMES
+    skip_ops = ("skip_connect",)
+    param_free_ops = ("none", "skip_connect", *POOLS)
+    primary_cell = "normal"
     config_cls = CnnConfig
     published = PUBLISHED
     presets = {
@@ -372,9 +339,10 @@ class CnnSpace(SearchSpace):
     def network(self, genotype: Genotype, cfg: CnnConfig, data: SearchData) -> CnnNetwork:
         return CnnNetwork(genotype, cfg.channels, cfg.layers, data.info["num_classes"])
 
-    def sample_genotype(self, cfg: CnnConfig, generator: torch.Generator) -> Genotype:
-        """Per node two distinct predecessors and for each an op, uniformly, never ``none``."""
-        choices = [op for op in CNN_OP_NAMES if op != "none"]
+    def sample_genotype(self, cfg: CnnConfig, generator: torch.Generator, ops: Sequence[str] | None = None) -> Genotype:
+        """Per node two distinct predecessors and for each an op, uniformly from ``ops`` (default: every op but
+        ``none``, which a derived cell never holds)."""
+        choices = list(ops) if ops is not None else [op for op in CNN_OP_NAMES if op != "none"]
         cells = {}
         for cell in CELLS:
             edges = []
@@ -385,6 +353,11 @@ class CnnSpace(SearchSpace):
                     edges.append(Edge(op, src, dst))
             cells[cell] = edges
         return Genotype.of(cells, {cell: range(N_INPUTS, N_INPUTS + cfg.nodes) for cell in CELLS})
+
+    def eval_task(self) -> type:
+        from nasbench.eval.cnn import CnnEvalTask
+
+        return CnnEvalTask
 
     def format_genotype(self, genotype: Genotype) -> str:
         return format_darts(genotype)

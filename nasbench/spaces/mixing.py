@@ -1,25 +1,118 @@
-"""Pure functions shared by the mixed operations of every space."""
+"""The mixing hook between a supernet and a searcher, and the partial-channel mechanics every space shares.
+
+A supernet computes, once per forward pass and cell type, a ``CellMix`` by calling its ``mixer`` (set by
+the searcher): each edge's op weights, which ops to compute, an optional per-edge factor and bias. The
+space implements one mixing path that follows a ``CellMix``, whatever produced it:
+
+- DARTS: softmax(alpha) weights, every op computed (``SoftmaxMixer``, the default);
+- GDAS: one-hot weights with the softmax's gradient, only the sampled op computed;
+- single-path training: weights None (1 for each computed op), one op per edge of a genotype;
+- PC-DARTS: softmax(alpha) weights and a per-edge factor, in a supernet built with partial channels.
+
+The mixers themselves (everything specific to a method) live in ``nasbench.searchers.mixers``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 
-from nasbench.genotype import edge_index
+if TYPE_CHECKING:
+    from nasbench.spaces.base import Supernet
 
 
-def edge_softmax(beta: torch.Tensor, n_inputs: int, n_nodes: int) -> torch.Tensor:
-    """PC-DARTS edge normalisation (Xu et al. 2020, eq. 4): softmax of ``beta`` [n_edges] over the
-    incoming edges of each node separately. Returns [n_edges]; each node's slice sums to 1."""
-    pieces, row = [], 0
-    for dst in range(n_inputs, n_inputs + n_nodes):
-        pieces.append(torch.softmax(beta[row : row + dst], dim=0))
-        row += dst
-    if row != beta.numel():
-        raise ValueError(f"beta has {beta.numel()} entries, expected {len(edge_index(n_inputs, n_nodes))}")
-    return torch.cat(pieces)
+@dataclass(frozen=True)
+class CellSpec:
+    """A cell type's edges and ops: row ``r`` of its architecture parameters is edge ``pairs[r]``."""
+
+    ops: tuple[str, ...]
+    pairs: tuple[tuple[int, int], ...]  # (src, dst) per edge; dst-major, sources ascending
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def destinations(self) -> list[int]:
+        return [dst for _, dst in self.pairs]
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """[B, C, ...] -> [B, C, ...] with channel c*groups + g taken from group g's channel c (ShuffleNet)."""
-    b, c = x.shape[:2]
-    return x.view(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+@dataclass
+class CellMix:
+    """How the edges of one cell type mix their ops in one forward pass.
+
+    ``weights`` [n_edges, n_ops] (columns in ``CellSpec.ops`` order), or None: weight 1 on each computed op
+    and no architecture parameter involved. ``active``: per edge, the op columns to compute (others add
+    nothing); None: every op. ``none`` is never computed (it adds zeros). ``edge_scale`` [n_edges]: a factor
+    on each edge's whole output. ``bias`` [n_edges]: a scalar added to each edge's output (GDAS adds the
+    weights of its unsampled ops this way: zero in value, but they carry the gradient)."""
+
+    weights: torch.Tensor | None
+    active: Sequence[Sequence[int]] | None = None
+    edge_scale: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+
+    def row(self, r: int) -> tuple[torch.Tensor | None, Sequence[int] | None]:
+        """Edge ``r``'s weights [n_ops] (or None) and active columns (or None)."""
+        return (None if self.weights is None else self.weights[r]), (None if self.active is None else self.active[r])
+
+
+class Mixer:
+    """Turns a supernet's architecture parameters into each cell's ``CellMix``. This base class is DARTS'
+    continuous relaxation: softmax(alpha) over the ops of every edge, every op computed."""
+
+    def cell_parameters(self, cell: str, spec: CellSpec) -> dict[str, torch.Tensor]:
+        """Architecture parameters this mixer adds for ``cell`` besides its alpha (e.g. PC-DARTS' beta),
+        created when the supernet is built, right after that cell's alpha."""
+        return {}
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        return CellMix(torch.softmax(net.alpha(cell), dim=-1))
+
+    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
+        """Per cell type, detached [n_edges, n_ops]: the weights the genotype is derived from and the record
+        keeps (for a sampling method, their expectation or the distribution's parameters' image)."""
+        return {cell: torch.softmax(net.alpha(cell).detach(), dim=-1) for cell in net.cell_specs}
+
+
+def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:
+    """Along ``dim`` (size C): channel c * groups + g is taken from group g's channel c (ShuffleNet)."""
+    dim = dim % x.dim()
+    c = x.shape[dim]
+    split = (*x.shape[:dim], groups, c // groups, *x.shape[dim + 1 :])
+    return x.reshape(split).transpose(dim, dim + 1).reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class PartialChannels:
+    """Partial channel connections (PC-DARTS, Xu et al. 2020, sec. 3.2), for any space with channels or
+    hidden units: the first C/K channels (along ``dim``) of an edge's input go through its ops, the rest
+    bypass them, and a channel shuffle interleaves the two parts. K = 1: every channel is mixed."""
+
+    channels: int
+    k: int = 1
+    dim: int = 1
+
+    @property
+    def mixed(self) -> int:
+        return self.channels // self.k
+
+    def _slice(self, x: torch.Tensor, start: int, stop: int | None) -> torch.Tensor:
+        # indexing, not narrow: a full-width index is an alias to autograd, which keeps the order in which it
+        # sums the gradient contributions of the input (and so every float) as the spaces had it before
+        return x[(slice(None),) * (self.dim % x.dim()) + (slice(start, stop),)]
+
+    def part(self, x: torch.Tensor) -> torch.Tensor:
+        return self._slice(x, 0, self.mixed)
+
+    def rest(self, x: torch.Tensor) -> torch.Tensor:
+        return self._slice(x, self.mixed, None)
+
+    def join(self, out: torch.Tensor, rest: torch.Tensor, shuffle: bool = True) -> torch.Tensor:
+        """The mixed part ``out`` and the bypassed ``rest`` (already reshaped as the edge's stride needs),
+        concatenated and shuffled: the edge's output."""
+        joined = torch.cat([out, rest], dim=self.dim)
+        return channel_shuffle(joined, self.k, self.dim) if shuffle else joined

@@ -23,7 +23,7 @@ from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, edge_index
 from nasbench.spaces.base import ImageClassifier, SearchSpace, Supernet, SupernetOptions
-from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels
 from nasbench.spaces.nb201_network import N_NODES, NB201_OPS, MacroNetwork, Nb201Network, build_op
 
 CELL = "cell"
@@ -67,36 +67,37 @@ def cell_genotype(edges: Sequence[Edge]) -> Genotype:
 
 
 class MixedEdge(nn.Module):
-    """One edge: sum over ops of w_o * o(x); ``none`` adds zeros and is not computed.
-
-    With ``partial > 1`` (PC-DARTS, sec. 3.2) only the first C/K channels go through the ops; the rest
-    bypass them and a channel shuffle mixes the two parts.
+    """One edge: sum over ops of w_o * o(x), as its row of the ``CellMix`` says; ``none`` adds zeros and is not
+    computed. In a supernet built with partial channels (PC-DARTS, sec. 3.2) only the first C/K channels go
+    through the ops; the rest bypass them and a channel shuffle mixes the two parts.
     """
 
     def __init__(self, c: int, partial: int) -> None:
         super().__init__()
-        self.partial, self.mixed_channels = partial, c // partial
+        self.channels = PartialChannels(c, partial)
         names = [op for op in NB201_OPS if op != "none"]
         self.columns: torch.Tensor
         self.register_buffer("columns", torch.tensor([NB201_OPS.index(op) for op in names]), False)
         self.names = names
-        self.ops = nn.ModuleList(build_op(op, self.mixed_channels, affine=False) for op in names)
+        self.ops = nn.ModuleList(build_op(op, self.channels.mixed, affine=False) for op in names)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        # x: [B, C, H, W]; weights: [5] over all ops including none
-        part = x[:, : self.mixed_channels]
-        w = weights[self.columns]
-        return self._join(sum(w[i] * op(part) for i, op in enumerate(self.ops)), x)
-
-    def single(self, x: torch.Tensor, op: str) -> torch.Tensor:
-        """Only the op named ``op`` (not ``none``), with weight 1: a single path of weight-sharing random search."""
-        return self._join(self.ops[self.names.index(op)](x[:, : self.mixed_channels]), x)
-
-    def _join(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # out: the mixed channels' result [B, C/K, H, W]; the other channels of x bypass the ops
-        if self.partial == 1:
-            return out
-        return channel_shuffle(torch.cat([out, x[:, self.mixed_channels :]], dim=1), self.partial)
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor | None, active: Sequence[int] | None
+    ) -> torch.Tensor | None:
+        # x: [B, C, H, W]; weights: [5] over all ops including none, or None (weight 1); active: the op
+        # columns to compute (None: all). None when no op of the edge is computed.
+        part = self.channels.part(x)
+        w = None if weights is None else weights[self.columns]
+        wanted = None if active is None else set(active)
+        terms = [
+            op(part) if w is None else w[i] * op(part)
+            for i, op in enumerate(self.ops)
+            if wanted is None or NB201_OPS.index(self.names[i]) in wanted
+        ]
+        if not terms:
+            return None
+        out = cast(torch.Tensor, sum(terms))
+        return out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(x))
 
 
 class SearchCell(nn.Module):
@@ -104,28 +105,19 @@ class SearchCell(nn.Module):
         super().__init__()
         self.edges = nn.ModuleList(MixedEdge(c, partial) for _ in PAIRS)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: torch.Tensor | None,
-        edge_weights: torch.Tensor | None,
-        path: dict[int, str] | None = None,
-    ) -> torch.Tensor:
-        # x: [B, C, H, W] -> [B, C, H, W]; weights: [6, 5]; edge_weights: [6] (PC-DARTS) or None;
-        # path: edge row -> op of a single genotype (weights unused; none edges not computed), or None
+    def forward(self, x: torch.Tensor, mix: CellMix) -> torch.Tensor:
+        # x: [B, C, H, W] -> [B, C, H, W]; mix: the CellMix of the 6 edges
         states = [x]
         row = 0
         for dst in range(N_INPUTS, N_NODES):
             terms = []
             for src in range(dst):
-                edge = cast(MixedEdge, self.edges[row])
-                if path is not None:
-                    if path[row] != "none":
-                        terms.append(edge.single(states[src], path[row]))
-                else:
-                    assert weights is not None
-                    y = edge(states[src], weights[row])
-                    terms.append(y if edge_weights is None else edge_weights[row] * y)
+                weights, active = mix.row(row)
+                y = cast(MixedEdge, self.edges[row])(states[src], weights, active)
+                if y is not None:
+                    if mix.edge_scale is not None:
+                        y = mix.edge_scale[row] * y
+                    terms.append(y if mix.bias is None else y + mix.bias[row])
                 row += 1
             states.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
         return states[-1]
@@ -133,50 +125,23 @@ class SearchCell(nn.Module):
 
 class Nb201Supernet(ImageClassifier, Supernet):
     def __init__(self, cfg: Nb201Config, num_classes: int, options: SupernetOptions) -> None:
-        super().__init__()
+        super().__init__(options.mixer)
         k = options.partial_channels
         if k < 1 or cfg.channels % k:
             raise UserError(
                 f"partial_channels K={k} needs the channel count ({cfg.channels}) to be a multiple of K; "
                 "change space.channels or the searcher's partial_channels"
             )
-        self.options = options
-        self._path: dict[int, str] | None = None  # see use_genotype
         self.body = MacroNetwork(cfg.channels, cfg.cells_per_stage, num_classes, lambda c: SearchCell(c, k))
-        # one alpha for all cells, as in the benchmark's DARTS; reference code starts it at 1e-3 * N(0, 1)
-        self.add_arch_parameter(f"alpha_{CELL}", 1e-3 * torch.randn(len(PAIRS), len(NB201_OPS)))
-        if options.edge_normalization:
-            self.add_arch_parameter(f"beta_{CELL}", 1e-3 * torch.randn(len(PAIRS)))
-
-    def _edge_weights(self) -> torch.Tensor | None:
-        if not self.options.edge_normalization:
-            return None
-        return edge_softmax(getattr(self, f"beta_{CELL}"), N_INPUTS, N_NODES - N_INPUTS)
-
-    def use_genotype(self, genotype: Genotype | None) -> None:
-        if genotype is None:
-            self._path = None
-            return
-        edges = genotype.cell(CELL)
-        if sorted((e.src, e.dst) for e in edges) != sorted(PAIRS) or any(e.op not in NB201_OPS for e in edges):
-            raise UserError(
-                f"genotype {list(edges)} is no single path of this supernet: it needs one op of "
-                f"{', '.join(NB201_OPS)} on each of the edges {PAIRS}"
-            )
-        self._path = {PAIRS.index((e.src, e.dst)): e.op for e in edges}
+        # one alpha for all cells, as in the benchmark's DARTS
+        self.add_cell_parameters(CELL, CellSpec(NB201_OPS, tuple(PAIRS)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 3, 32, 32] -> logits [B, num_classes]
-        if self._path is not None:  # a single path (use_genotype): the architecture parameters are not used
-            return self.body(x, None, None, self._path)
-        return self.body(x, torch.softmax(getattr(self, f"alpha_{CELL}"), dim=-1), self._edge_weights())
+        return self.body(x, self.mixing(CELL))
 
-    def arch_weights(self) -> dict[str, torch.Tensor]:
-        return {CELL: torch.softmax(getattr(self, f"alpha_{CELL}").detach(), dim=-1)}
-
-    def derive(self) -> Genotype:
-        # a positive per-edge factor (PC-DARTS' edge weight) cannot change an edge's argmax
-        return cell_genotype(derive_argmax(self.arch_weights()[CELL]))
+    def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
+        return cell_genotype(derive_argmax(strengths[CELL]))
 
 
 def format_nb201(genotype: Genotype) -> str:
@@ -212,8 +177,12 @@ class Nb201Space(SearchSpace):
     name = "nb201"
     summary = "NAS-Bench-201 cell on CIFAR-10: 5 ops, 4 nodes, 6 edges, true test accuracy (Dong & Yang, ICLR 2020)"
     dataset = "cifar10"
+    family = "nas-bench-201"
     metric = "acc"
     ops = NB201_OPS
+    skip_ops = ("skip_connect",)
+    param_free_ops = ("none", "skip_connect", "avg_pool_3x3")
+    primary_cell = CELL
     config_cls = Nb201Config
     presets = {
         # The benchmark's DARTS search (configs/nas-benchmark/algos/DARTS.config of its code): 50 epochs,
@@ -268,11 +237,14 @@ class Nb201Space(SearchSpace):
     def network(self, genotype: Genotype, cfg: Nb201Config, data: SearchData) -> Nb201Network:
         return Nb201Network(genotype, cfg.channels, cfg.cells_per_stage, data.info["num_classes"])
 
-    def sample_genotype(self, cfg: Nb201Config, generator: torch.Generator) -> Genotype:
-        """One op per edge, uniformly over all five (``none`` included): a uniform draw from the 15,625
-        cells, as the benchmark's random search samples."""
-        picks = torch.randint(len(NB201_OPS), (len(PAIRS),), generator=generator)
-        return cell_genotype([Edge(NB201_OPS[int(k)], src, dst) for (src, dst), k in zip(PAIRS, picks)])
+    def sample_genotype(
+        self, cfg: Nb201Config, generator: torch.Generator, ops: Sequence[str] | None = None
+    ) -> Genotype:
+        """One op per edge, uniformly over ``ops`` (default all five, ``none`` included: a uniform draw from the
+        15,625 cells, as the benchmark's random search samples)."""
+        choices = list(ops) if ops is not None else list(NB201_OPS)
+        picks = torch.randint(len(choices), (len(PAIRS),), generator=generator)
+        return cell_genotype([Edge(choices[int(k)], src, dst) for (src, dst), k in zip(PAIRS, picks)])
 
     def format_genotype(self, genotype: Genotype) -> str:
         return format_nb201(genotype)

@@ -10,10 +10,10 @@ one predecessor per node, with its best activation other than ``none`` (sec. 2.4
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
 from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions
-from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels, channel_shuffle
 from nasbench.spaces.rnn_network import (
     ACTIVATIONS,
     CELL,
@@ -68,14 +68,15 @@ class RnnConfig:
 
 
 class SearchCell(RecurrentCell):
-    """The mixed cell. With ``partial = K > 1`` (PC-DARTS on hidden units) each edge mixes only the first
-    D/K units of its source node and passes the rest on unchanged; a shuffle of the node's units then
-    lets other units through the mixture at the next node."""
+    """The mixed cell. In a supernet built with partial channels (PC-DARTS on hidden units, K > 1) each edge
+    mixes only the first D/K units of its source node and passes the rest on unchanged; a shuffle of the
+    node's units then lets other units through the mixture at the next node."""
 
     def __init__(self, units: int, nodes: int, partial: int) -> None:
         super().__init__(units)
-        self.n_nodes, self.partial, self.mixed_units = nodes, partial, units // partial
-        m = self.mixed_units
+        self.n_nodes = nodes
+        self.channels = PartialChannels(units, partial, dim=-1)
+        m = self.channels.mixed
         self.ws = nn.ParameterList(
             nn.Parameter(torch.empty(m, 2 * m).uniform_(-INIT_RANGE, INIT_RANGE)) for _ in range(nodes)
         )
@@ -83,63 +84,84 @@ class SearchCell(RecurrentCell):
         acts = [op for op in RNN_OP_NAMES if op != "none"]
         self.acts = [ACTIVATIONS[op] for op in acts]
         self.act_columns = [RNN_OP_NAMES.index(op) for op in acts]
-        self.path: dict[int, Edge] | None = None  # node -> its one input edge (Supernet.use_genotype)
 
-    def prepare(self, *mixing: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        """Op weights [36, 5] and edge weights [36] or None -> per-edge factors, once per window:
-        activation weights [4, 36, 1, 1], their total [36, 1, 1], edge weights [36, 1, 1] or None."""
-        weights, edge_weights = mixing
-        if self.path is not None or weights is None:
-            return None, None, None
-        w_act = weights[:, self.act_columns]
-        edge = None if edge_weights is None else edge_weights[:, None, None]
-        return w_act.t()[:, :, None, None], w_act.sum(dim=1)[:, None, None], edge
+    def prepare(self, *mixing: Any) -> tuple[Any, ...]:
+        """The window's ``CellMix`` -> what ``nodes`` uses. When every op is computed with weights (the
+        mixture), per-edge factors batched over each node's sources, once per window: activation weights
+        [4, 36, 1, 1], their total [36, 1, 1], edge factors [36, 1, 1] or None. Otherwise the mix itself."""
+        (mix,) = mixing
+        if mix.active is not None or mix.weights is None:
+            return None, None, None, mix
+        w_act = mix.weights[:, self.act_columns]
+        edge = None if mix.edge_scale is None else mix.edge_scale[:, None, None]
+        return w_act.t()[:, :, None, None], w_act.sum(dim=1)[:, None, None], edge, mix
 
-    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: torch.Tensor | None) -> torch.Tensor:
-        # s0: [B, D]; mixing: see prepare (all None on a single path)
-        w_act, kept, edge_weights = mixing
+    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: Any) -> torch.Tensor:
+        # s0: [B, D]; mixing: see prepare
+        w_act, kept, edge_weights, mix = mixing
         states = self.bn(s0)[None]  # [1, B, D]: node 0
         row = 0
         for j in range(self.n_nodes):
             n = j + 1  # node j + 1 has an edge from each of nodes 0 .. j
-            if self.path is not None:
-                edge = self.path[n]
-                node = self._edge(states[edge.src][None], h_mask, j, ACTIVATIONS[edge.op], None, None)[0]
-            else:
-                assert w_act is not None and kept is not None
-                mixed = self._edge(states, h_mask, j, None, w_act[:, row : row + n], kept[row : row + n])
+            if w_act is not None:
+                mixed = self._mixture(states, h_mask, j, w_act[:, row : row + n], kept[row : row + n])
                 if edge_weights is not None:
                     mixed = mixed * edge_weights[row : row + n]
+                if mix.bias is not None:
+                    mixed = mixed + mix.bias[row : row + n, None, None]
                 node = mixed.sum(dim=0)
-            if self.partial > 1:
-                node = channel_shuffle(node, self.partial)
+            else:
+                node = self._selected(states, h_mask, j, mix, row)
+            if self.channels.k > 1:
+                node = channel_shuffle(node, self.channels.k, dim=-1)
             states = torch.cat([states, self.bn(node)[None]])
             row += n
         return states[1:].mean(dim=0)
 
-    def _edge(
-        self,
-        src: torch.Tensor,
-        h_mask: torch.Tensor | None,
-        j: int,
-        act: Callable[[torch.Tensor], torch.Tensor] | None,
-        w_act: torch.Tensor | None,
-        kept: torch.Tensor | None,
+    def _update(self, src: torch.Tensor, h_mask: torch.Tensor | None, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixed units of sources ``src`` [n, B, D] and their [c, h] products with node j + 1's matrix."""
+        m = self.channels.mixed
+        return src[..., :m], (src if h_mask is None else src * h_mask)[..., :m] @ self.ws[j]  # [n, B, m], [n, B, 2m]
+
+    def _mixture(
+        self, src: torch.Tensor, h_mask: torch.Tensor | None, j: int, w_act: torch.Tensor, kept: torch.Tensor
     ) -> torch.Tensor:
-        """Edges from nodes ``src`` [n, B, D] into node j + 1 -> [n, B, D]: the highway update under
-        ``act``, or its sum over the activations weighted by ``w_act`` [4, n, 1, 1] (total ``kept``)."""
-        m = self.mixed_units
-        base = src[..., :m]
-        ch = (src if h_mask is None else src * h_mask)[..., :m] @ self.ws[j]  # [n, B, 2m]
-        if act is not None:
-            out = highway(base, ch, act)
-        else:
-            assert w_act is not None and kept is not None
-            c, h = ch.chunk(2, dim=-1)
-            acted = (w_act * torch.stack([fn(h) for fn in self.acts])).sum(dim=0)  # [n, B, m]
-            # sum_k w_k * highway_k(base) = kept * base + c * (sum_k w_k act_k(h) - kept * base)
-            out = kept * base + torch.sigmoid(c) * (acted - kept * base)
-        return out if self.partial == 1 else torch.cat([out, src[..., m:]], dim=-1)
+        """Edges from nodes ``src`` [n, B, D] into node j + 1 -> [n, B, D]: the highway update's sum over the
+        activations weighted by ``w_act`` [4, n, 1, 1] (total ``kept``)."""
+        base, ch = self._update(src, h_mask, j)
+        c, h = ch.chunk(2, dim=-1)
+        acted = (w_act * torch.stack([fn(h) for fn in self.acts])).sum(dim=0)  # [n, B, m]
+        # sum_k w_k * highway_k(base) = kept * base + c * (sum_k w_k act_k(h) - kept * base)
+        out = kept * base + torch.sigmoid(c) * (acted - kept * base)
+        return out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(src), shuffle=False)
+
+    def _selected(
+        self, states: torch.Tensor, h_mask: torch.Tensor | None, j: int, mix: CellMix, row: int
+    ) -> torch.Tensor:
+        """Node j + 1 from the edges and activations ``mix.active`` names (weight 1 where ``mix.weights`` is
+        None); edges with no computed activation add nothing."""
+        terms = []
+        for src in range(j + 1):
+            weights, active = mix.row(row + src)
+            cols = [c for c in (self.act_columns if active is None else active) if c in self.act_columns]
+            if not cols:
+                continue
+            base, ch = self._update(states[src], h_mask, j)
+            if weights is None and len(cols) == 1:
+                out = highway(base, ch, ACTIVATIONS[RNN_OP_NAMES[cols[0]]])
+            else:
+                w = [torch.ones((), device=base.device) if weights is None else weights[c] for c in cols]
+                c, h = ch.chunk(2, dim=-1)
+                kept = sum(w)
+                acted = sum(wk * ACTIVATIONS[RNN_OP_NAMES[col]](h) for wk, col in zip(w, cols))
+                out = kept * base + torch.sigmoid(c) * (acted - kept * base)
+            out = (
+                out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(states[src]), shuffle=False)
+            )
+            if mix.edge_scale is not None:
+                out = mix.edge_scale[row + src] * out
+            terms.append(out if mix.bias is None else out + mix.bias[row + src])
+        return cast(torch.Tensor, sum(terms)) if terms else torch.zeros_like(states[0])
 
 
 class RnnSupernet(LanguageModel, Supernet):
@@ -151,49 +173,15 @@ class RnnSupernet(LanguageModel, Supernet):
                 "change space.units or the searcher's partial_channels"
             )
         super().__init__(vocab_size, SearchCell(cfg.units, cfg.nodes, k), cfg.regime())
-        self.cfg, self.options = cfg, options
-        n_edges = len(edge_index(N_INPUTS, cfg.nodes))
-        self.add_arch_parameter(f"alpha_{CELL}", 1e-3 * torch.randn(n_edges, len(RNN_OP_NAMES)))  # reference
-        if options.edge_normalization:
-            self.add_arch_parameter(f"beta_{CELL}", 1e-3 * torch.randn(n_edges))
+        self.cfg, self.mixer = cfg, options.mixer
+        self.add_cell_parameters(CELL, CellSpec(RNN_OP_NAMES, tuple(edge_index(N_INPUTS, cfg.nodes))))
 
-    def _edge_weights(self) -> torch.Tensor | None:
-        if not self.options.edge_normalization:
-            return None
-        return edge_softmax(getattr(self, f"beta_{CELL}"), N_INPUTS, self.cfg.nodes)
+    def cell_inputs(self) -> tuple[Any, ...]:
+        return (self.mixing(CELL),)
 
-    @property
-    def search_cell(self) -> SearchCell:
-        assert isinstance(self.cell, SearchCell)
-        return self.cell
-
-    def use_genotype(self, genotype: Genotype | None) -> None:
-        if genotype is None:
-            self.search_cell.path = None
-            return
-        edges = genotype.cell(CELL)
-        nodes = list(range(N_INPUTS, N_INPUTS + self.cfg.nodes))
-        bad = [e for e in edges if not 0 <= e.src < e.dst or e.op not in ACTIVATIONS]
-        if bad or sorted(e.dst for e in edges) != nodes:
-            raise UserError(
-                f"genotype {list(edges)} is no single path of this supernet: each node {nodes} needs one input "
-                f"edge from an earlier node with one of {sorted(ACTIVATIONS)}"
-            )
-        self.search_cell.path = {e.dst: e for e in edges}
-
-    def mixing(self) -> tuple[torch.Tensor | None, ...]:
-        if self.search_cell.path is not None:  # a single path: the architecture parameters are not used
-            return None, None
-        return torch.softmax(getattr(self, f"alpha_{CELL}"), dim=-1), self._edge_weights()
-
-    def arch_weights(self) -> dict[str, torch.Tensor]:
-        return {CELL: torch.softmax(getattr(self, f"alpha_{CELL}").detach(), dim=-1)}
-
-    def derive(self) -> Genotype:
-        weights = self.arch_weights()[CELL]
-        edge = self._edge_weights()
-        ranked = weights if edge is None else weights * edge.detach()[:, None]
-        edges = derive_top_k(ranked, RNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=1)
+    def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
+        """DARTS' recurrent rule (sec. 2.4): per node the strongest incoming edge, with its best op but none."""
+        edges = derive_top_k(strengths[CELL], RNN_OP_NAMES, N_INPUTS, self.cfg.nodes, k=1)
         return Genotype.of({CELL: edges}, {CELL: range(N_INPUTS, N_INPUTS + self.cfg.nodes)})
 
 
@@ -237,8 +225,12 @@ class RnnSpace(SearchSpace):
     name = "rnn"
     summary = "DARTS recurrent cell space on PTB: 5 ops, 1 input + 8 nodes, 36 edges (Liu et al., ICLR 2019)"
     dataset = "ptb"
+    family = "darts-ptb"
     metric = "ppl"
     ops = RNN_OP_NAMES
+    skip_ops = ("identity",)
+    param_free_ops = ("none",)  # every other edge has its own matrix (identity too: it acts on W h)
+    primary_cell = CELL
     config_cls = RnnConfig
     published = PUBLISHED
     presets = {
@@ -289,14 +281,19 @@ class RnnSpace(SearchSpace):
     def network(self, genotype: Genotype, cfg: RnnConfig, data: SearchData) -> RnnNetwork:
         return RnnNetwork(genotype, data.info["vocab_size"], cfg.units, cfg.regime())
 
-    def sample_genotype(self, cfg: RnnConfig, generator: torch.Generator) -> Genotype:
-        """Per node one predecessor and one activation, uniformly, never ``none``."""
-        choices = [op for op in RNN_OP_NAMES if op != "none"]
+    def sample_genotype(self, cfg: RnnConfig, generator: torch.Generator, ops: Sequence[str] | None = None) -> Genotype:
+        """Per node one predecessor and one activation, uniformly from ``ops`` (default: all but ``none``)."""
+        choices = list(ops) if ops is not None else [op for op in RNN_OP_NAMES if op != "none"]
         edges = []
         for dst in range(N_INPUTS, N_INPUTS + cfg.nodes):
             src = int(torch.randint(dst, (1,), generator=generator))
             edges.append(Edge(choices[int(torch.randint(len(choices), (1,), generator=generator))], src, dst))
         return Genotype.of({CELL: edges}, {CELL: range(N_INPUTS, N_INPUTS + cfg.nodes)})
+
+    def eval_task(self) -> type:
+        from nasbench.eval.rnn import RnnEvalTask
+
+        return RnnEvalTask
 
     def format_genotype(self, genotype: Genotype) -> str:
         return format_darts(genotype)

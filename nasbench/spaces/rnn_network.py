@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,13 +74,13 @@ class RecurrentCell(nn.Module, ABC):
         xh = torch.cat([x if x_mask is None else x * x_mask, h if h_mask is None else h * h_mask], dim=-1)
         return highway(h, xh @ self.w0, torch.tanh)
 
-    def prepare(self, *mixing: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        """What ``nodes`` gets from the architecture weights, computed once per window."""
+    def prepare(self, *mixing: Any) -> tuple[Any, ...]:
+        """What ``nodes`` gets from the supernet's mixing, computed once per window."""
         return mixing
 
     @abstractmethod
-    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: torch.Tensor | None) -> torch.Tensor:
-        """s_0 [B, D] -> h_t [B, D]; ``mixing``: the supernet's architecture weights (nothing for a genotype)."""
+    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: Any) -> torch.Tensor:
+        """s_0 [B, D] -> h_t [B, D]; ``mixing``: what ``prepare`` made of the supernet's (nothing for a genotype)."""
 
     def forward(
         self,
@@ -87,7 +88,7 @@ class RecurrentCell(nn.Module, ABC):
         h: torch.Tensor,
         x_mask: torch.Tensor | None,
         h_mask: torch.Tensor | None,
-        *mixing: torch.Tensor | None,
+        *mixing: Any,
     ) -> torch.Tensor:
         # x: [T, B, D] inputs, h: [B, D] carried state -> [T, B, D] outputs h_1 .. h_T
         mixing = self.prepare(*mixing)
@@ -109,7 +110,7 @@ class GenotypeCell(RecurrentCell):
             nn.Parameter(torch.empty(units, 2 * units).uniform_(-INIT_RANGE, INIT_RANGE)) for _ in self.edges
         )
 
-    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: torch.Tensor | None) -> torch.Tensor:
+    def nodes(self, s0: torch.Tensor, h_mask: torch.Tensor | None, *mixing: Any) -> torch.Tensor:
         states = [s0]  # [B, D] each
         for edge, w in zip(self.edges, self.ws):
             prev = states[edge.src]
@@ -134,8 +135,8 @@ class LanguageModel(Network):
         self.cell, self.regime = cell, regime
         self.hidden: dict[str, torch.Tensor] = {}  # split -> [B, D], detached
 
-    def mixing(self) -> tuple[torch.Tensor | None, ...]:
-        """Extra inputs of the cell (the supernet's architecture weights)."""
+    def cell_inputs(self) -> tuple[Any, ...]:
+        """Extra inputs of the cell for one window (the supernet's mixing)."""
         return ()
 
     def forward(self, inputs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,7 +150,7 @@ class LanguageModel(Network):
         if self.training:
             emb = emb * keep_mask((1, batch, units), r.dropouti, emb)
             x_mask, h_mask = keep_mask((batch, units), r.dropoutx, emb), keep_mask((batch, units), r.dropouth, emb)
-        raw = self.cell(emb, h, x_mask, h_mask, *self.mixing())
+        raw = self.cell(emb, h, x_mask, h_mask, *self.cell_inputs())
         dropped = raw * keep_mask((1, batch, units), r.dropout, raw) if self.training else raw
         return raw, dropped
 

@@ -111,10 +111,14 @@ def test_skip_count_and_parameter_free_share():
     normal = [Edge("skip_connect", 0, 2), Edge("sep_conv_3x3", 1, 2), Edge("skip_connect", 1, 3), Edge("none", 2, 3)]
     reduce = [Edge("max_pool_3x3", 0, 2), Edge("skip_connect", 1, 2), Edge("dil_conv_3x3", 0, 3), Edge("x", 2, 3)]
     g = Genotype.of({"normal": normal, "reduce": reduce}, {"normal": [2, 3], "reduce": [2, 3]})
-    assert skip_count(g) == 2  # the reduce cell's skip does not count
-    assert param_free_share(g) == pytest.approx(5 / 8)  # 2 skips + none | max_pool + skip
+    cnn = SPACES.get("cnn")
+    assert skip_count(g, cnn.skip_ops, cnn.primary_cell) == 2  # the reduce cell's skip does not count
+    assert skip_count(g, cnn.skip_ops, "reduce") == 1
+    assert param_free_share(g, cnn.param_free_ops) == pytest.approx(5 / 8)  # 2 skips + none | max_pool + skip
+    rnn_space = SPACES.get("rnn")
     rnn = Genotype.of({"recurrent": [Edge("identity", 0, 1), Edge("tanh", 1, 2)]}, {"recurrent": [1, 2]})
-    assert skip_count(rnn) == 1
+    assert skip_count(rnn, rnn_space.skip_ops, rnn_space.primary_cell) == 1
+    assert param_free_share(rnn, rnn_space.param_free_ops) == 0  # each edge of the cell has its own matrix
 
 
 def test_centred_average_by_hand():

@@ -23,6 +23,7 @@ from nasbench.searchers.hypergradient import (
     virtual_sgd_step,
 )
 from nasbench.spaces.base import Supernet
+from nasbench.spaces.mixing import CellSpec
 from tests.conftest import tiny_config
 
 # Tolerances on the implicit (second-order) term of the hypergradient, relative, in float64. The central
@@ -156,13 +157,15 @@ class CountingSupernet(Supernet):
     def __init__(self, dropout: float) -> None:
         super().__init__()
         self.lin, self.dropout = nn.Linear(3, 2), dropout
-        self.add_arch_parameter("alpha", 0.1 * torch.randn(2))
+        self.add_cell_parameters("cell", CellSpec(("tanh", "square"), ((0, 1),)))
+        with torch.no_grad():
+            self.alpha_cell.copy_(0.1 * torch.randn(1, 2))
         self.advanced, self.frozen = 0, False
 
     def loss(self, batch):
         x, y = batch
         self.advanced += not self.frozen
-        mix = torch.softmax(self.alpha, dim=0)
+        mix = self.mixing("cell").weights[0]
         h = F.dropout(self.lin(x), self.dropout, self.training)
         return F.mse_loss(mix[0] * torch.tanh(h) + mix[1] * h.pow(2), y)
 
@@ -177,10 +180,7 @@ class CountingSupernet(Supernet):
     def evaluate(self, batch):
         return {"loss_sum": self.loss(batch).detach(), "count": torch.tensor(1)}
 
-    def arch_weights(self):
-        return {"cell": torch.softmax(self.alpha.detach(), dim=0)}
-
-    def derive(self):
+    def derive(self, strengths):
         return Genotype.of({}, {})
 
 
@@ -213,8 +213,8 @@ def test_with_xi_zero_the_gradient_is_first_order():
         s.w_opt.param_groups[0]["lr"] = 0.0
         s.a_opt.zero_grad(set_to_none=True)
         s.arch_gradient(toy_batch(2), toy_batch(3))
-    assert torch.allclose(second.model.alpha.grad, first.model.alpha.grad, rtol=1e-6, atol=1e-9)
-    assert second.model.alpha.grad.abs().max() > 0
+    assert torch.allclose(second.model.alpha_cell.grad, first.model.alpha_cell.grad, rtol=1e-6, atol=1e-9)
+    assert second.model.alpha_cell.grad.abs().max() > 0
 
 
 def test_shared_train_gradient_steps_the_weights_from_alpha_before_its_update():
@@ -230,7 +230,7 @@ def test_shared_train_gradient_steps_the_weights_from_alpha_before_its_update():
     gap = [float((a - b).detach().abs().max()) for a, b in zip(shared.model.weight_parameters(), weights)]
     plain_gap = [float((a - b).detach().abs().max()) for a, b in zip(plain.model.weight_parameters(), weights)]
     assert max(gap) < 1e-12 and max(plain_gap) > 1e-9  # plain darts2 takes it after the update
-    assert torch.equal(shared.model.alpha, plain.model.alpha)  # the architecture gradient is the same
+    assert torch.equal(shared.model.alpha_cell, plain.model.alpha_cell)  # the architecture gradient is the same
     assert shared.model.advanced == plain.model.advanced == 2  # one training and one validation pass count
 
 

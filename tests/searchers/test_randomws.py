@@ -12,6 +12,7 @@ from nasbench.genotype import Edge, Genotype
 from nasbench.provenance import seed_all
 from nasbench.registry import SPACES
 from nasbench.runner import run
+from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.searchers.randomws import RandomWeightSharing
 from nasbench.spaces.base import SupernetOptions
@@ -46,7 +47,7 @@ def test_single_path_equals_the_mixture_with_one_hot_weights():
     cfg, space, data = build()
     net = space.supernet(cfg.space_cfg, data, SupernetOptions())
     images = next(data.train.epoch(0))[0]
-    with net.single_path(PATH):
+    with net.mixed_by(PathMixer(net, PATH)):
         path_logits = net(images)
     with torch.no_grad():  # the mixture with weight 1 on each genotype edge's op and on none elsewhere
         for cell in ("normal", "reduce"):
@@ -82,7 +83,7 @@ def test_single_path_computes_only_the_genotypes_ops_and_restores_the_mixture():
             for name, op in pools.ops.items():
                 op.register_forward_hook(lambda *_, key=(c, "from", src, name): called.add(key))
     images = next(data.train.epoch(0))[0]
-    with net.single_path(PATH):
+    with net.mixed_by(PathMixer(net, PATH)):
         net(images)
     assert called == path_ops(net)
     assert any(key[1] == "from" for key in called)  # the path does use pooling
@@ -90,8 +91,31 @@ def test_single_path_computes_only_the_genotypes_ops_and_restores_the_mixture():
     net(images)  # the mixture again: every op of every edge, and every node's pools
     n_edge_ops = sum(len(edge.ops) for cell in net.cells for edge in cell.edges)
     assert len(called) == n_edge_ops + sum(len(p.ops) for cell in net.cells for p in cell.pools)
-    with pytest.raises(UserError, match="single path"):
-        net.use_genotype(Genotype.of({"normal": [Edge("none", 0, 2)], "reduce": []}, {"normal": [2], "reduce": [2]}))
+    with pytest.raises(UserError, match="not edges of this supernet"):
+        PathMixer(
+            net, Genotype.of({"normal": [Edge("sep_conv_3x3", 0, 7)], "reduce": []}, {"normal": [7], "reduce": []})
+        )
+
+
+def test_a_path_with_none_edges_computes_nothing_there():
+    cfg, space, data = build()
+    net = space.supernet(cfg.space_cfg, data, SupernetOptions())
+    images = next(data.train.epoch(0))[0]
+    cut = PATH.cell("normal")[:1] + tuple(Edge("none", e.src, e.dst) for e in PATH.cell("normal")[1:])
+    genotype = Genotype.of({"normal": cut, "reduce": PATH.cell("reduce")}, {"normal": [2, 3], "reduce": [2, 3]})
+    with net.mixed_by(PathMixer(net, genotype)):
+        assert torch.isfinite(net(images)).all()  # node 3 has only none edges: zeros, no error
+
+
+def test_on_cifar10_the_draws_include_none_as_their_code_does():
+    cfg, space, data = build()
+    s = RandomWeightSharing(space, cfg, data, CPU)
+    ops = {e.op for _ in range(200) for _, edges in s.sampler.sample().cells for e in edges}
+    assert ops == set(CNN_OP_NAMES)  # all eight, none included
+    rnn_cfg = tiny_config("randomws", "rnn")
+    rnn_space = SPACES.get("rnn")()
+    rnn = RandomWeightSharing(rnn_space, rnn_cfg, rnn_space.load_data(None, rnn_cfg, CPU, 0), CPU)
+    assert "none" not in {e.op for _ in range(200) for _, edges in rnn.sampler.sample().cells for e in edges}
 
 
 def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
@@ -102,7 +126,7 @@ def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
     s.start_epoch(0)
     s.step(next(data.train.epoch(0)), None)
     after = s.supernet.state_dict()
-    checked_on = 0
+    checked_on = checked_off = 0
     for c, cell in enumerate(s.supernet.cells):
         path = on_path(cell)
         for row, edge in enumerate(cell.edges):
@@ -113,18 +137,25 @@ def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
                 keys = [k for k in after if k.startswith(prefix) and not k.endswith("num_batches_tracked")]
                 if path.get(row) == name:
                     if params:
-                        assert all(p.grad is not None for p in params)
+                        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
                         assert any(not torch.equal(before[k], after[k]) for k in keys)
                         checked_on += 1
-                else:  # off the path: no gradient, weights, momentum and BN statistics untouched
-                    assert all(p.grad is None for p in params)
-                    assert all(torch.equal(before[k], after[k]) for k in keys)
+                else:  # off the path: a zero gradient, so SGD applies only the weight decay; BN statistics stand
+                    assert all(p.grad is not None and not p.grad.any() for p in params)
+                    for k in keys:
+                        if "running" in k:
+                            assert torch.equal(before[k], after[k])
+                        else:  # first step, empty momentum buffer: w - lr * wd * w
+                            decayed = before[k] - cfg.train.w_lr * (cfg.train.w_weight_decay * before[k])
+                            assert torch.allclose(after[k], decayed, rtol=0, atol=1e-7), k
+                            checked_off += 1
         for src, pools in enumerate(cell.pools):  # parameter-free: only their BN statistics can move
             for name in pools.ops:
                 keys = [k for k in after if k.startswith(f"cells.{c}.pools.{src}.ops.{name}.") and "running" in k]
                 moved = any(not torch.equal(before[k], after[k]) for k in keys)
                 assert moved == ((c, "from", src, name) in path_ops(s.supernet))
     assert checked_on == 1 * 2 + 2 * 3  # path ops with weights: 2 in the normal cell, 3 in each of 2 reduce cells
+    assert checked_off > 100
     assert all(a.grad is None for a in s.supernet.arch_parameters())
 
 
@@ -140,7 +171,7 @@ def test_selection_screens_then_rescores_and_returns_the_best(monkeypatch):
     monkeypatch.setattr(s, "shared_score", fake)
     s.start_epoch(0)
     assert s.score(full_batches) == fake(s.probe, full_batches) and s.derive() == s.probe  # not yet selected
-    replay = GenotypeSampler(space, cfg.space_cfg, cfg.seed)
+    replay = GenotypeSampler(space, cfg.space_cfg, cfg.seed, s.sampler.ops)
     replay.load_state_dict(copy.deepcopy(s.sampler.state_dict()))
     s.start_epoch(cfg.train.epochs - 1)
     scores = s.score(full_batches)

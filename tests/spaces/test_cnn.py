@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import edge_index
+from nasbench.searchers.mixers import EdgeNormalizedMixer, grouped_softmax
 from nasbench.spaces.base import SupernetOptions
 from nasbench.spaces.cnn import (
     POOLS,
@@ -19,13 +20,17 @@ from nasbench.spaces.cnn import (
     scaled_batch_norm,
 )
 from nasbench.spaces.cnn_network import CnnNetwork
-from nasbench.spaces.mixing import channel_shuffle, edge_softmax
+from nasbench.spaces.mixing import CellMix, channel_shuffle
 from nasbench.spaces.ops import CNN_OP_NAMES
 
 
 def small_supernet(**options):
     torch.manual_seed(0)
     return CnnSupernet(CnnConfig(channels=4, layers=3, nodes=2), 10, SupernetOptions(**options))
+
+
+def derive(net):
+    return net.derive(net.mixer.strengths(net))
 
 
 def test_supernet_shape_and_parameters():
@@ -47,7 +52,7 @@ def test_cell_is_the_softmax_mixture_of_its_ops_with_each_edge_pooling_its_own_i
     cell = SearchCell(nodes=3, c_pp=4, c_p=4, c=4, reduction=True, reduction_prev=False, partial=1)
     s0, s1 = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
-    out = cell(s0, s1, weights, None)
+    out = cell(s0, s1, CellMix(weights))
     states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
     for dst in range(2, 5):
         node = torch.zeros(())
@@ -104,11 +109,11 @@ def test_alpha_of_none_still_gets_its_gradient():
 def test_partial_channels_mix_a_quarter_and_shuffle():
     torch.manual_seed(0)
     mixed = MixedOp(8, stride=1, partial=4)
-    assert mixed.mixed_channels == 2
+    assert mixed.channels.mixed == 2
     x = torch.randn(1, 8, 4, 4)
     w = torch.zeros(len(CNN_OP_NAMES))
     w[CNN_OP_NAMES.index("skip_connect")] = 1.0  # identity on the mixed part: output is a shuffle of x
-    out = mixed(x, torch.relu(x), {name: torch.randn(1, 2, 4, 4) for name in POOLS}, w)
+    out = mixed(x, torch.relu(x), {name: torch.randn(1, 2, 4, 4) for name in POOLS}, w, None, None)
     assert torch.equal(out, channel_shuffle(x, 4))
 
 
@@ -119,18 +124,18 @@ def test_channel_shuffle_interleaves_groups():
 
 def test_edge_softmax_normalises_per_node():
     beta = torch.tensor([1.0, 2.0, 0.0, 0.0, 5.0])  # node 2: edges 0-1, node 3: edges 2-4
-    w = edge_softmax(beta, n_inputs=2, n_nodes=2)
+    w = grouped_softmax(beta, [d for _, d in edge_index(2, 2)])
     assert torch.allclose(w[:2].sum(), torch.tensor(1.0)) and torch.allclose(w[2:].sum(), torch.tensor(1.0))
     assert torch.allclose(w[:2], torch.softmax(beta[:2], 0))
 
 
 def test_edge_normalization_changes_the_ranking():
-    net = small_supernet(edge_normalization=True)
+    net = small_supernet(mixer=EdgeNormalizedMixer())
     with torch.no_grad():
         net.alpha_normal.zero_()
         net.alpha_normal[:, CNN_OP_NAMES.index("sep_conv_3x3")] = 1.0  # all edges equally strong
         net.beta_normal.copy_(torch.tensor([0.0, 0.0, 3.0, 0.0, 2.0]))  # node 3 prefers sources 0 and 2
-    srcs = [(e.src, e.dst) for e in net.derive().cell("normal")]
+    srcs = [(e.src, e.dst) for e in derive(net).cell("normal")]
     assert srcs == [(0, 2), (1, 2), (0, 3), (2, 3)]
 
 
@@ -140,7 +145,7 @@ def test_partial_channels_must_divide_the_width():
 
 
 def test_derived_genotype_has_two_edges_per_node():
-    g = small_supernet().derive()
+    g = derive(small_supernet())
     for cell in ("normal", "reduce"):
         edges = g.cell(cell)
         assert len(edges) == 4 and all(e.op != "none" for e in edges)
@@ -196,8 +201,8 @@ def test_edge_weight_inside_the_edge_equals_scaling_its_output():
     s0, s1 = torch.randn(2, 8, 8, 8), torch.randn(2, 8, 8, 8)
     weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
     beta = torch.randn(len(cell.pairs), requires_grad=True)
-    edge_weights = edge_softmax(beta, 2, 2)
-    out = cell(s0, s1, weights, edge_weights)
+    edge_weights = grouped_softmax(beta, [d for _, d in cell.pairs])
+    out = cell(s0, s1, CellMix(weights, edge_scale=edge_weights))
     states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
     for dst in (2, 3):
         node = torch.zeros(())
@@ -205,7 +210,7 @@ def test_edge_weight_inside_the_edge_equals_scaling_its_output():
             row = cell.pairs.index((src, dst))
             x = states[src]
             pooled = cell.pools[src](x[:, : cell.mixed_channels])
-            node = node + edge_weights[row] * cell.edges[row](x, torch.relu(x), pooled, weights[row])
+            node = node + edge_weights[row] * cell.edges[row](x, torch.relu(x), pooled, weights[row], None, None)
         states.append(node)
     expected = torch.cat(states[2:], dim=1)
     assert torch.allclose(out, expected, atol=1e-5)

@@ -11,7 +11,9 @@ from nasbench.data.nb201_table import BUILTIN_TABLE, lookup, table
 from nasbench.errors import UserError
 from nasbench.genotype import Edge
 from nasbench.results import RunRecord
+from nasbench.searchers.mixers import EdgeNormalizedMixer, PathMixer
 from nasbench.spaces.base import SupernetOptions
+from nasbench.spaces.mixing import CellMix
 from nasbench.spaces.nb201 import (
     PAIRS,
     MixedEdge,
@@ -53,7 +55,7 @@ def test_supernet_shapes_and_parameters():
 
 def test_cells_keep_the_shape_and_reductions_halve_it():
     x = torch.randn(2, 4, 8, 8)
-    assert SearchCell(4, 1)(x, torch.softmax(torch.randn(6, 5), -1), None).shape == x.shape
+    assert SearchCell(4, 1)(x, CellMix(torch.softmax(torch.randn(6, 5), -1))).shape == x.shape
     assert DiscreteCell(parse_nb201(BEST), 4)(x).shape == x.shape
     assert ResidualReduction(4, 8)(x).shape == (2, 8, 4, 4)
 
@@ -62,7 +64,7 @@ def test_all_skip_cell_is_four_times_its_input():
     """Hand-worked: node1 = x, node2 = x + node1 = 2x, node3 = x + node1 + node2 = 4x."""
     x = torch.randn(2, 3, 5, 5)
     assert torch.allclose(DiscreteCell(parse_nb201(ALL_SKIP), 3)(x), 4 * x)
-    assert torch.allclose(SearchCell(3, 1)(x, one_hot(["skip_connect"] * 6), None), 4 * x)
+    assert torch.allclose(SearchCell(3, 1)(x, CellMix(one_hot(["skip_connect"] * 6))), 4 * x)
 
 
 def test_one_hot_supernet_cell_equals_the_discrete_cell():
@@ -74,7 +76,7 @@ def test_one_hot_supernet_cell_equals_the_discrete_cell():
     node2 = x  # 2<-0 skip_connect, 2<-1 none
     node3 = F.avg_pool2d(node1, 3, 1, 1, count_include_pad=False) + node2  # 3<-0 none, 3<-1 pool, 3<-2 skip
     assert torch.allclose(DiscreteCell(genotype, 3)(x), node3, atol=1e-6)
-    assert torch.allclose(SearchCell(3, 1)(x, one_hot(ops), None), node3, atol=1e-6)
+    assert torch.allclose(SearchCell(3, 1)(x, CellMix(one_hot(ops))), node3, atol=1e-6)
 
 
 def test_mixed_edge_is_the_weighted_sum_of_its_ops():
@@ -85,20 +87,20 @@ def test_mixed_edge_is_the_weighted_sum_of_its_ops():
     expected = torch.zeros_like(x)  # none contributes zeros
     for name, op in zip(NB201_OPS[1:], edge.ops):
         expected += w[NB201_OPS.index(name)] * op(x)
-    assert torch.allclose(edge(x, w), expected, atol=1e-6)
+    assert torch.allclose(edge(x, w, None), expected, atol=1e-6)
     conv3 = edge.ops[NB201_OPS.index("nor_conv_3x3") - 1]
     assert isinstance(conv3[0], torch.nn.ReLU) and conv3[1].kernel_size == (3, 3)  # ReLU-conv-BN
 
 
 def test_partial_channels_and_edge_normalisation():
     torch.manual_seed(0)
-    net = Nb201Supernet(Nb201Config(channels=4, cells_per_stage=1), 10, SupernetOptions(2, True))
+    net = Nb201Supernet(Nb201Config(channels=4, cells_per_stage=1), 10, SupernetOptions(2, EdgeNormalizedMixer()))
     assert [n for n, _ in net.named_arch_parameters()] == ["alpha_cell", "beta_cell"]
     assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
     with torch.no_grad():
         net.alpha_cell.copy_(torch.log(one_hot(["nor_conv_1x1", "none", "avg_pool_3x3"] + ["skip_connect"] * 3)))
         net.beta_cell.copy_(torch.tensor([0.0, 5.0, -5.0, 1.0, 2.0, 3.0]))
-    assert format_nb201(net.derive()) == (
+    assert format_nb201(net.derive(net.mixer.strengths(net))) == (
         "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
     )
     with pytest.raises(UserError, match="partial_channels"):
@@ -117,7 +119,7 @@ def test_single_path_equals_the_one_hot_mixture(partial, text):
     net = Nb201Supernet(Nb201Config(channels=4, cells_per_stage=1), 10, SupernetOptions(partial)).eval()
     genotype = parse_nb201(text)
     x = torch.randn(2, 3, 8, 8)
-    with net.single_path(genotype):
+    with net.mixed_by(PathMixer(net, genotype)):
         path_logits = net(x)
         path_logits.sum().backward()
     assert net.alpha_cell.grad is None  # the architecture parameters are not used on a path
@@ -131,11 +133,11 @@ def test_single_path_of_a_cut_cell_gives_zeros_and_bad_paths_are_refused():
     x = torch.randn(2, 4, 8, 8)
     cut = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     cell = net.body.layers[0]
-    assert torch.equal(cell(x, None, None, {row: "none" for row in range(6)}), torch.zeros_like(x))
-    net.use_genotype(parse_nb201(cut))
-    assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
-    with pytest.raises(UserError, match="single path"):
-        net.use_genotype(cell_genotype([Edge("skip_connect", 0, 1)]))
+    assert torch.equal(cell(x, CellMix(None, active=[(0,)] * 6)), torch.zeros_like(x))  # none everywhere
+    with net.mixed_by(PathMixer(net, parse_nb201(cut))):
+        assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    with pytest.raises(UserError, match="not edges of this supernet"):
+        PathMixer(net, cell_genotype([Edge("skip_connect", 0, 5)]))
 
 
 def test_derive_is_the_argmax_per_edge_including_none():

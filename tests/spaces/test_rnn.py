@@ -6,7 +6,9 @@ from nasbench.data.ptb import TextBatch
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype
 from nasbench.searchers.base import batch_lr
+from nasbench.searchers.mixers import EdgeNormalizedMixer, PathMixer
 from nasbench.spaces.base import SupernetOptions
+from nasbench.spaces.mixing import CellMix
 from nasbench.spaces.rnn import PUBLISHED, RNN_OP_NAMES, RnnConfig, RnnSpace, RnnSupernet, SearchCell
 from nasbench.spaces.rnn_network import GenotypeCell, Regime, RnnNetwork, evaluation_network
 from tests.conftest import tiny_config
@@ -79,7 +81,7 @@ def test_search_cell_gradients_match_finite_differences(partial, edge_norm):
 
     def run(x, h, alpha, beta):
         edge = torch.softmax(beta, 0) if edge_norm else None  # one node's softmax is enough for the check
-        return cell(x, h, x_mask, h_mask, torch.softmax(alpha, -1), edge)
+        return cell(x, h, x_mask, h_mask, CellMix(torch.softmax(alpha, -1), edge_scale=edge))
 
     inputs = tuple(t.requires_grad_() for t in (x, h, alpha, beta))
     assert torch.autograd.gradcheck(run, inputs)
@@ -100,28 +102,28 @@ def test_search_cell_with_one_hot_weights_is_the_genotype_cell():
         weights[row, RNN_OP_NAMES.index(op)] = 1.0
     x, h = torch.randn(3, 2, 4), torch.randn(2, 4)
     h_mask = torch.rand(2, 4) + 0.5
-    assert torch.allclose(search(x, h, None, h_mask, weights, None), discrete(x, h, None, h_mask), atol=1e-6)
-    search.path = {e.dst: e for e in CHAIN.cell("recurrent")}  # the single path of Supernet.use_genotype
-    assert torch.allclose(search(x, h, None, h_mask, None, None), discrete(x, h, None, h_mask), atol=1e-6)
+    assert torch.allclose(search(x, h, None, h_mask, CellMix(weights)), discrete(x, h, None, h_mask), atol=1e-6)
+    path = CellMix(None, active=[(int(w.argmax()),) if w.any() else () for w in weights])  # one op, weight 1
+    assert torch.allclose(search(x, h, None, h_mask, path), discrete(x, h, None, h_mask), atol=1e-6)
 
 
-def test_use_genotype_runs_one_path_without_the_architecture_parameters():
+def test_a_single_path_runs_without_the_architecture_parameters():
     torch.manual_seed(0)
-    model = RnnSupernet(TINY, VOCAB, SupernetOptions(partial_channels=2, edge_normalization=True))
-    with model.single_path(CHAIN):
+    model = RnnSupernet(TINY, VOCAB, SupernetOptions(partial_channels=2, mixer=EdgeNormalizedMixer()))
+    with model.mixed_by(PathMixer(model, CHAIN)):
         model.loss(window(tokens(4), first=True)).backward()
     assert all(p.grad is None for p in model.arch_parameters())
-    assert model.search_cell.path is None
+    assert isinstance(model.mixer, EdgeNormalizedMixer)
     model.loss(window(tokens(4))).backward()
     assert all(p.grad is not None for p in model.arch_parameters())
-    with pytest.raises(UserError, match="single path"):
-        model.use_genotype(PUBLISHED["DARTS_V2"])  # 8 nodes; this supernet has 3
+    with pytest.raises(UserError, match="not edges of this supernet"):
+        PathMixer(model, PUBLISHED["DARTS_V2"])  # 8 nodes; this supernet has 3
 
 
 def test_supernet_arch_weights_and_derive():
     torch.manual_seed(0)
     model = RnnSupernet(RnnConfig(units=4), VOCAB, SupernetOptions())
-    assert model.arch_weights()["recurrent"].shape == (36, 5)
+    assert model.mixer.strengths(model)["recurrent"].shape == (36, 5)
     assert "alpha_recurrent" in model.state_dict()
     assert len(model.arch_parameters()) == 1 and len(model.weight_parameters()) == len(list(model.parameters())) - 1
     with torch.no_grad():
@@ -129,7 +131,7 @@ def test_supernet_arch_weights_and_derive():
         model.alpha_recurrent[:, 0] = 5.0  # none dominates everywhere: derive must still skip it
         model.alpha_recurrent[0, RNN_OP_NAMES.index("sigmoid")] = 1.0  # edge 0 -> 1
         model.alpha_recurrent[2, RNN_OP_NAMES.index("relu")] = 1.0  # edge 1 -> 2 beats edge 0 -> 2
-    genotype = model.derive()
+    genotype = model.derive(model.mixer.strengths(model))
     assert genotype.cell("recurrent")[:2] == (Edge("sigmoid", 0, 1), Edge("relu", 1, 2))
     assert [e.dst for e in genotype.cell("recurrent")] == list(range(1, 9))
     assert genotype.concat_of("recurrent") == tuple(range(1, 9))
