@@ -10,6 +10,7 @@ from nasbench.metrics.flops import forward_mult_adds
 from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.base import Searcher
+from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import RandomSearch
 from nasbench.searchers.randomws import RandomWeightSharing
 
@@ -58,7 +59,7 @@ def forward_macs(s: Searcher, train) -> float:
     search with weight sharing trains (its probe genotype stands in for the sampled one), or the network
     that random search is training."""
     if isinstance(s, RandomWeightSharing):
-        with s.supernet.single_path(s.probe):
+        with s.supernet.mixed_by(PathMixer(s.supernet, s.probe)):
             return forward_mult_adds(lambda: s.supernet.loss(train))
     net = s.net if isinstance(s, RandomSearch) else s.model
     assert net is not None
