@@ -35,8 +35,8 @@ def test_hessian_eigenvalue_small_cnn(benchmark, device, matmul_gflops):
     )
     seed_all(0)
     data = space.load_data(None, cfg, device, 0)
-    model = space.supernet(cfg.space_cfg, data, SEARCHERS.get("darts1")(space, cfg, data, device).supernet_options())
-    model.to(device)
+    model = SEARCHERS.get("darts1")(space, cfg, data, device).model
+    assert model is not None
     batches = list(islice(data.score.epoch(0), 1))
     macs = forward_mult_adds(lambda: model.loss(batches[0]))
     measure(

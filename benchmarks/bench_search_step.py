@@ -22,7 +22,9 @@ from .conftest import measure
 # finite difference (5 forwards + 5 backwards = 15).
 # With share_train_grad, darts2 drops one forward and backward (12). Random search trains one network and
 # random search with weight sharing one single path of the supernet (3 each).
+# The samplers are first order (6); GDAS' forward computes one sampled op per edge, which its count reflects.
 PASSES = {"darts1": 6, "pcdarts": 6, "darts2": 15, "darts2-shared": 12, "randomws": 3, "random": 3}
+PASSES.update(gdas=6, snas=6, drnas=6)
 
 
 def build(searcher: str, space: str, preset: str, device: torch.device, **sets: str) -> tuple[Searcher, tuple]:

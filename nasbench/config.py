@@ -41,6 +41,8 @@ class TrainConfig:
     arch_beta1: float = 0.5
     arch_beta2: float = 0.999
     arch_weight_decay: float = 1e-3
+    # DARTS (alg. 1) updates alpha, then the weights, every step; GDAS' and NAS-Bench-201's code the weights first
+    weight_step_first: bool = False
     steps_per_epoch: int = 0  # 0: one pass over the weight split per epoch; N > 0: at most N steps
     eval_batches: int = 0  # 0: score the whole architecture split each epoch; N > 0: its first N batches
     # Speed only (image spaces): batches in channels-last (NHWC) memory format, for which oneDNN and cuDNN
@@ -223,7 +225,7 @@ def resolve_config(
         "searcher": searcher_cls.config_cls(**extra.get("searcher", {})),
     }
     resolved = apply_overrides(sections, set_pairs)
-    return RunConfig(
+    cfg = RunConfig(
         searcher=searcher,
         space=space.name,
         preset=preset,
@@ -234,6 +236,8 @@ def resolve_config(
         space_cfg=resolved["space"],
         searcher_cfg=resolved["searcher"],
     )
+    searcher_cls.check_config(cfg)
+    return cfg
 
 
 def config_differences(stored: RunConfig, asked: RunConfig) -> list[str]:

@@ -34,6 +34,11 @@ class Searcher(ABC):
         CIFAR-10 protocol); keyed by what the space is (``space.family``, ``space.dataset``), not its name."""
         return {}
 
+    @classmethod
+    def check_config(cls, cfg: RunConfig) -> None:
+        """Refuse (``UserError``) a combination of settings across sections that cannot work, before anything
+        is built; each section's own ranges are checked by its ``check``."""
+
     def start_epoch(self, epoch: int) -> None:
         """Called before the epoch's first step (learning-rate schedules, warm-up switches)."""
 

@@ -31,6 +31,7 @@ from nasbench.searchers.hypergradient import (
     virtual_sgd_step,
 )
 from nasbench.spaces.base import Batch, Network, SearchSpace, SupernetOptions
+from nasbench.spaces.mixing import Mixer
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class DartsSearcher(Searcher):
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
         t = cfg.train
-        self.model = space.supernet(cfg.space_cfg, data, self.supernet_options()).to(device)
+        self.mixer = self.make_mixer()
+        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=self.mixer)
+        self.model = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.model.weight_parameters()
         self.alphas = self.model.arch_parameters()
         self.w_opt = torch.optim.SGD(self.weights, lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay)
@@ -53,8 +56,13 @@ class DartsSearcher(Searcher):
             self.alphas, lr=t.arch_lr, betas=(t.arch_beta1, t.arch_beta2), weight_decay=t.arch_weight_decay
         )
 
-    def supernet_options(self) -> SupernetOptions:
-        return SupernetOptions()
+    def make_mixer(self) -> Mixer:
+        """How this method turns alpha into each edge's mixing (DARTS: softmax, every op computed)."""
+        return Mixer()
+
+    def partial_channels(self) -> int:
+        """K: the mixed ops see 1/K of the channels (PC-DARTS); 1: all of them."""
+        return 1
 
     @property
     def w_lr(self) -> float:
@@ -66,18 +74,39 @@ class DartsSearcher(Searcher):
             group["lr"] = cosine_lr(epoch, t.epochs, t.w_lr, t.w_lr_min)
 
     def step(self, train: Batch, val: Batch | None) -> dict[str, torch.Tensor]:
+        """One architecture step (when there is a ``val`` batch) and one weight step, in DARTS' order (alg. 1:
+        alpha first) or, with ``train.weight_step_first``, the weights first (GDAS' and NAS-Bench-201's code)."""
         assert self.model is not None
         stats: dict[str, torch.Tensor] = {}
         with batch_lr(self.w_opt, train):  # the whole step: second order's virtual step uses this lr too
+            if self.cfg.train.weight_step_first:
+                self.weight_step(train, stats)
             if val is not None:
                 self.a_opt.zero_grad(set_to_none=True)
                 stats["arch_loss"] = self.arch_gradient(train, val)
+                penalty = self.arch_penalty()
+                if penalty is not None:  # a regulariser on alpha alone: its gradient is added as it is
+                    stats["arch_penalty"] = penalty.detach()
+                    for alpha, grad in zip(self.alphas, self.alpha_grads(penalty)):
+                        alpha.grad = grad if alpha.grad is None else alpha.grad + grad
                 self.a_opt.step()
-            self.w_opt.zero_grad(set_to_none=True)
-            stats["train_loss"] = self.weight_gradient(train)
-            nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
-            self.w_opt.step()
+            if not self.cfg.train.weight_step_first:
+                self.weight_step(train, stats)
         return stats
+
+    def weight_step(self, train: Batch, stats: dict[str, torch.Tensor]) -> None:
+        self.w_opt.zero_grad(set_to_none=True)
+        stats["train_loss"] = self.weight_gradient(train)
+        nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
+        self.w_opt.step()
+
+    def arch_penalty(self) -> torch.Tensor | None:
+        """A term added to the architecture loss that depends on the architecture parameters alone (a
+        regulariser, e.g. DrNAS' KL anchor); None: none (DARTS)."""
+        return None
+
+    def alpha_grads(self, loss: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
 
     def weight_gradient(self, train: Batch) -> torch.Tensor:
         """Set the weights' ``.grad`` to grad_w L_train(w, alpha), alpha as just updated; return the loss."""

@@ -34,7 +34,7 @@ class EdgeNormalizedMixer(Mixer):
     """PC-DARTS (sec. 3.3): softmax(alpha) over each edge's ops, times a weight per edge, the softmax of beta
     over the node's incoming edges; the genotype ranks edges by the product."""
 
-    def cell_parameters(self, cell: str, spec: CellSpec) -> dict[str, torch.Tensor]:
+    def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
         return {f"beta_{cell}": 1e-3 * torch.randn(spec.n_edges)}  # reference code: 1e-3 * N(0, 1)
 
     def edge_weights(self, net: Supernet, cell: str) -> torch.Tensor:
@@ -72,3 +72,75 @@ class PathMixer(Mixer):
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
         return CellMix(None, active=self.active[cell])
+
+
+def gumbel(like: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise of ``like``'s shape: -log(E), E ~ Exponential(1)."""
+    return -torch.empty_like(like).exponential_().log()
+
+
+class GumbelHardMixer(Mixer):
+    """GDAS (Dong & Yang, CVPR 2019; AutoDL-Projects' ``search_model_gdas.py``): per forward pass and edge,
+    one op sampled by Gumbel-max from softmax(alpha); its weight is the one-hot sample with the gradient of
+    the relaxed sample softmax((log softmax(alpha) + g) / tau) (straight-through), and only it is computed.
+    A draw whose noise or probabilities are not finite is drawn again, as in their code.
+
+    ``unsampled_gradient``: as their NAS-Bench-201 cell does, add each unsampled op's weight (zero in value)
+    to the edge, so that every alpha of the edge gets a gradient; their DARTS-space cell does not."""
+
+    def __init__(self, tau: float, unsampled_gradient: bool) -> None:
+        self.tau, self.unsampled_gradient = tau, unsampled_gradient
+
+    def sample(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(straight-through one-hot weights [E, K], sampled index [E])."""
+        log_p = torch.log_softmax(alpha, dim=-1)
+        while True:
+            noise = gumbel(alpha)
+            probs = torch.softmax((log_p + noise) / self.tau, dim=-1)
+            if torch.isfinite(noise).all() and torch.isfinite(probs).all():
+                break
+        index = probs.argmax(dim=-1)
+        one_hot = torch.zeros_like(probs).scatter_(-1, index[:, None], 1.0)
+        return one_hot - probs.detach() + probs, index
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        hard, index = self.sample(net.alpha(cell))
+        bias = (hard * (index[:, None] != torch.arange(hard.shape[1], device=hard.device))).sum(dim=-1)
+        active = [(k,) for k in index.tolist()]
+        return CellMix(hard, active=active, bias=bias if self.unsampled_gradient else None)
+
+
+class GumbelSoftMixer(Mixer):
+    """SNAS (Xie et al., ICLR 2019; SNAS-Series' ``model_search.py``): per forward pass and edge, a relaxed
+    Gumbel-softmax sample softmax((alpha + g) / tau) weighs every op, all of them computed."""
+
+    def __init__(self, tau: float) -> None:
+        self.tau = tau
+
+    def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        alpha.normal_(1.0, 0.01)  # their code: alpha ~ N(1, 0.01) (the softmax ignores the mean)
+        return {}
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        alpha = net.alpha(cell)
+        return CellMix(torch.softmax((alpha + gumbel(alpha)) / self.tau, dim=-1))
+
+
+class DirichletMixer(Mixer):
+    """DrNAS (Chen et al., ICLR 2021; its ``utils.process_step_vector``): per forward pass and edge, mixing
+    weights sampled from Dirichlet(elu(alpha) + 1) by the reparameterised (pathwise) sampler, every op
+    computed; the genotype is derived from the Dirichlet mean (the same argmax as softmax(alpha))."""
+
+    @staticmethod
+    def concentration(alpha: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.elu(alpha) + 1.0
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        return CellMix(torch.distributions.Dirichlet(self.concentration(net.alpha(cell))).rsample())
+
+    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
+        out = {}
+        for cell in net.cell_specs:
+            beta = self.concentration(net.alpha(cell).detach())
+            out[cell] = beta / beta.sum(dim=-1, keepdim=True)
+        return out

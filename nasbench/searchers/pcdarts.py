@@ -19,7 +19,8 @@ from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.mixers import EdgeNormalizedMixer
-from nasbench.spaces.base import SearchSpace, SupernetOptions
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.mixing import Mixer
 
 PAPER_WARMUP_EPOCHS, PAPER_EPOCHS = 15, 50  # sec. 4.2: architecture frozen for the first 15 of 50 epochs
 
@@ -88,8 +89,11 @@ class PcDarts(DartsSearcher):
             return {"space": {"channels": step * -(-channels // step)}}  # the toy width rounded up for K = 4
         return {}  # short presets keep the space's budget and optimisers
 
-    def supernet_options(self) -> SupernetOptions:
-        return SupernetOptions(partial_channels=self.cfg.searcher_cfg.partial_channels, mixer=EdgeNormalizedMixer())
+    def make_mixer(self) -> Mixer:
+        return EdgeNormalizedMixer()
+
+    def partial_channels(self) -> int:
+        return int(self.cfg.searcher_cfg.partial_channels)
 
     def uses_val_batches(self, epoch: int) -> bool:
         return epoch >= self.warmup(self.cfg)

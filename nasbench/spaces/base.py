@@ -102,8 +102,10 @@ class Supernet(Network):
     def add_cell_parameters(self, cell: str, spec: CellSpec) -> None:
         """Declare a cell type: its alpha, 1e-3 * N(0, 1) as in the reference code, then the mixer's own."""
         self.cell_specs[cell] = spec
-        self.add_arch_parameter(f"alpha_{cell}", 1e-3 * torch.randn(spec.n_edges, len(spec.ops)))
-        for name, value in self.mixer.cell_parameters(cell, spec).items():
+        alpha = 1e-3 * torch.randn(spec.n_edges, len(spec.ops))
+        extra = self.mixer.cell_parameters(cell, spec, alpha)
+        self.add_arch_parameter(f"alpha_{cell}", alpha)
+        for name, value in extra.items():
             self.add_arch_parameter(name, value)
 
     def alpha(self, cell: str) -> nn.Parameter:

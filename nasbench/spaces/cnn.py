@@ -199,9 +199,12 @@ class SearchCell(nn.Module):
                 scale = None if mix.edge_scale is None else mix.edge_scale[row]
                 y = self.edges[row](states[src], relus[src], pooled[src], weights, active, scale)
                 if y is not None:
-                    terms.append(y if mix.bias is None else y + mix.bias[row])
+                    terms.append(y)
                 row += 1
-            states.append(sum(terms) if terms else self._zeros(states[0]))
+            node = sum(terms) if terms else self._zeros(states[0])
+            if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
+                node = node + mix.bias[row - dst : row].sum()
+            states.append(node)
             if dst < N_INPUTS + self.nodes - 1:
                 relus.append(F.relu(states[-1]))
                 pooled.append(self._pools(dst, states[-1], mix))

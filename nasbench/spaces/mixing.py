@@ -47,8 +47,8 @@ class CellMix:
     ``weights`` [n_edges, n_ops] (columns in ``CellSpec.ops`` order), or None: weight 1 on each computed op
     and no architecture parameter involved. ``active``: per edge, the op columns to compute (others add
     nothing); None: every op. ``none`` is never computed (it adds zeros). ``edge_scale`` [n_edges]: a factor
-    on each edge's whole output. ``bias`` [n_edges]: a scalar added to each edge's output (GDAS adds the
-    weights of its unsampled ops this way: zero in value, but they carry the gradient)."""
+    on each edge's whole output. ``bias`` [n_edges]: a scalar added to each edge's output, computed or not
+    (GDAS adds the weights of its unsampled ops this way: zero in value, but they carry the gradient)."""
 
     weights: torch.Tensor | None
     active: Sequence[Sequence[int]] | None = None
@@ -64,9 +64,10 @@ class Mixer:
     """Turns a supernet's architecture parameters into each cell's ``CellMix``. This base class is DARTS'
     continuous relaxation: softmax(alpha) over the ops of every edge, every op computed."""
 
-    def cell_parameters(self, cell: str, spec: CellSpec) -> dict[str, torch.Tensor]:
-        """Architecture parameters this mixer adds for ``cell`` besides its alpha (e.g. PC-DARTS' beta),
-        created when the supernet is built, right after that cell's alpha."""
+    def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Called when the supernet is built, right after ``cell``'s ``alpha`` was drawn (1e-3 * N(0, 1)): the
+        architecture parameters this mixer adds besides it (e.g. PC-DARTS' beta). A method whose alpha starts
+        elsewhere re-initialises ``alpha`` here, in place."""
         return {}
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:

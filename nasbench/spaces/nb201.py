@@ -115,11 +115,12 @@ class SearchCell(nn.Module):
                 weights, active = mix.row(row)
                 y = cast(MixedEdge, self.edges[row])(states[src], weights, active)
                 if y is not None:
-                    if mix.edge_scale is not None:
-                        y = mix.edge_scale[row] * y
-                    terms.append(y if mix.bias is None else y + mix.bias[row])
+                    terms.append(y if mix.edge_scale is None else mix.edge_scale[row] * y)
                 row += 1
-            states.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+            node = sum(terms[1:], terms[0]) if terms else torch.zeros_like(x)
+            if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
+                node = node + mix.bias[row - dst : row].sum()
+            states.append(node)
         return states[-1]
 
 

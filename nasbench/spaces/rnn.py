@@ -107,9 +107,9 @@ class SearchCell(RecurrentCell):
                 mixed = self._mixture(states, h_mask, j, w_act[:, row : row + n], kept[row : row + n])
                 if edge_weights is not None:
                     mixed = mixed * edge_weights[row : row + n]
-                if mix.bias is not None:
-                    mixed = mixed + mix.bias[row : row + n, None, None]
                 node = mixed.sum(dim=0)
+                if mix.bias is not None:
+                    node = node + mix.bias[row : row + n].sum()
             else:
                 node = self._selected(states, h_mask, j, mix, row)
             if self.channels.k > 1:
@@ -158,10 +158,11 @@ class SearchCell(RecurrentCell):
             out = (
                 out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(states[src]), shuffle=False)
             )
-            if mix.edge_scale is not None:
-                out = mix.edge_scale[row + src] * out
-            terms.append(out if mix.bias is None else out + mix.bias[row + src])
-        return cast(torch.Tensor, sum(terms)) if terms else torch.zeros_like(states[0])
+            terms.append(out if mix.edge_scale is None else mix.edge_scale[row + src] * out)
+        node = cast(torch.Tensor, sum(terms)) if terms else torch.zeros_like(states[0])
+        if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
+            node = node + mix.bias[row : row + j + 1].sum()
+        return node
 
 
 class RnnSupernet(LanguageModel, Supernet):
