@@ -87,7 +87,7 @@ class Run:
         searcher.start_epoch(epoch)
         val_batches: Iterator[Any] | None = self.data.val.epoch(epoch) if searcher.uses_val_batches(epoch) else None
         sums: dict[str, torch.Tensor] = {}
-        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", disable=not self.progress, leave=False)
+        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{searcher.epochs()}", disable=not self.progress, leave=False)
         for i, train in enumerate(islice(self.data.train.epoch(epoch), n)):
             val = next(val_batches) if val_batches is not None else None
             for key, value in searcher.step(train, val).items():
@@ -113,14 +113,19 @@ class Run:
         t = self.cfg.train
         previous = self.record.epochs[-1]["genotype"] if self.record.epochs else None
         settings = CollapseSettings(
-            t.epochs, t.hessian_every, t.hessian_batches, t.hessian_iters, t.hessian_tol, t.arch_weight_decay
+            self.searcher.epochs(),
+            t.hessian_every,
+            t.hessian_batches,
+            t.hessian_iters,
+            t.hessian_tol,
+            t.arch_weight_decay,
         )
         fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
         model, weights = self.searcher.model, self.searcher.arch_weights()
         return epoch_collapse_stats(model, weights, genotype, previous, text, fixed, epoch, settings, self.space)
 
     def execute(self, start_epoch: int) -> RunRecord:
-        record, epochs = self.record, self.cfg.train.epochs
+        record, epochs = self.record, self.searcher.epochs()
         self.log(f"data: {self.data.description}")
         self.log(f"run folder: {self.folder.path}")
         running = {"epoch": start_epoch + 1}
@@ -251,7 +256,7 @@ def run(
         )
         start_epoch = 0
         if opened.resume:
-            state, record, start_epoch = reopen(folder, log, cfg.train.epochs)
+            state, record, start_epoch = reopen(folder, log, searcher.epochs())
             if (record.searcher, record.space) != (cfg.searcher, cfg.space):
                 raise UserError(
                     f"{run_dir} holds a {record.searcher} search on {record.space}, not {cfg.searcher} on {cfg.space}"

@@ -7,7 +7,7 @@ from nasbench.errors import UserError
 from nasbench.provenance import seed_all
 from nasbench.registry import SPACES
 from nasbench.runner import run, search_autocast
-from nasbench.searchers.darts import SecondOrderDarts
+from nasbench.searchers.second_order import SecondOrderDarts
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")

@@ -39,6 +39,10 @@ class Searcher(ABC):
         """Refuse (``UserError``) a combination of settings across sections that cannot work, before anything
         is built; each section's own ranges are checked by its ``check``."""
 
+    def epochs(self) -> int:
+        """Epochs the run takes: the ``train`` section's, plus any phase the method adds after them (DARTS-PT)."""
+        return int(self.cfg.train.epochs)
+
     def start_epoch(self, epoch: int) -> None:
         """Called before the epoch's first step (learning-rate schedules, warm-up switches)."""
 

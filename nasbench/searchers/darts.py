@@ -3,40 +3,76 @@
 Alternating bilevel optimisation (sec. 2.3, alg. 1): per step, one Adam step on the architecture
 parameters alpha from an architecture-split batch, then one SGD step on the weights w from a
 weight-split batch. ``darts1`` uses the first-order approximation (xi = 0 in eq. 6): the architecture
-gradient is that of the validation loss at the current weights. ``darts2`` differentiates through one
-virtual weight step (eqs. 6-8; the maths are in ``hypergradient.py``).
+gradient is that of the validation loss at the current weights (``darts2``: ``second_order.py``).
+
+Every supernet searcher is built on ``DartsSearcher`` and inherits the pieces of ``DartsConfig``, each off by
+default, so that they combine with any method: a regulariser on the architecture loss, a perturbation of the
+mixing weights before each weight step, an auxiliary skip on every edge, a larger weight decay, and a
+derivation rule other than the space's (``anticollapse.py`` names the methods built from them).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.searchers.base import Searcher, batch_lr, cosine_lr
-from nasbench.searchers.hypergradient import (
-    EPS_SCALE,
-    clip_coefficient,
-    hessian_vector_product,
-    unrolled_arch_gradient,
-    virtual_sgd_step,
-)
-from nasbench.spaces.base import Batch, Network, SearchSpace, SupernetOptions
+from nasbench.searchers.mixers import AuxSkipMixer, ReweightedMixer
+from nasbench.searchers.perturbation import PERTURBATIONS, adversarial_perturbation, epsilon, random_perturbation
+from nasbench.searchers.projection import DERIVATIONS, ProjectedMixer, Projection, PtSchedule, threshold_genotype
+from nasbench.searchers.regularizers import REGULARIZERS, regularizer, regularizer_weight
+from nasbench.spaces.base import Batch, SearchSpace, SupernetOptions
 from nasbench.spaces.mixing import Mixer
 
 
 @dataclass(frozen=True)
 class DartsConfig:
-    """First-order DARTS has no settings of its own beyond the shared protocol (``train`` section)."""
+    """The pieces any supernet searcher combines with its own method; DARTS uses none of them."""
+
+    regularizer: str = "none"  # on the architecture loss: "beta" (beta-DARTS) or "zero-one" (FairDARTS)
+    regularizer_weight: float | None = None  # None: the method's (beta: rises from 0 to 50; zero-one: 10)
+    perturb: str = "none"  # the weight step's mixing weights: "random" (SDARTS-RS), "adversarial" (SDARTS-ADV)
+    perturb_eps_start: float = 0.03  # SDARTS: eps from 0.03 at epoch 0, linearly towards 0.3
+    perturb_eps_end: float = 0.3
+    perturb_steps: int = 7  # SDARTS-ADV: PGD steps of size 2 eps / steps
+    aux_skip: float = 0.0  # DARTS-: an auxiliary skip of this weight at epoch 0, decayed linearly towards 0
+    l2_factor: float = 1.0  # R-DARTS(L2): the weights' decay (train.w_weight_decay) multiplied by this
+    derive: str = "space"  # "space": the space's rule; "threshold" (FairDARTS); "pt" (DARTS-PT)
+    derive_threshold: float = 0.85  # FairDARTS: an edge's op is kept only if its weight reaches this
+    pt_interval: int = 5  # DARTS-PT: tuning epochs between decisions (their scripts: 5)
+    pt_lr: float = 0.0025  # DARTS-PT: the tuning's weight lr (0.025 / 10)
+    pt_lr_min: float | None = None  # None: constant (their NAS-Bench-201 code); cosine to this otherwise
+
+    def check(self) -> None:
+        choices = {"regularizer": REGULARIZERS, "perturb": PERTURBATIONS, "derive": DERIVATIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        numbers = {
+            "regularizer_weight": (self.regularizer_weight or 0.0) >= 0,
+            "perturb_eps_start": 0 <= self.perturb_eps_start <= self.perturb_eps_end,
+            "perturb_steps": self.perturb_steps >= 1,
+            "aux_skip": self.aux_skip >= 0,
+            "l2_factor": self.l2_factor > 0,
+            "derive_threshold": 0 < self.derive_threshold < 1,
+            "pt_interval": self.pt_interval >= 1,
+            "pt_lr": self.pt_lr > 0 and (self.pt_lr_min is None or 0 <= self.pt_lr_min <= self.pt_lr),
+        }
+        bad = [name for name, ok in numbers.items() if not ok]
+        if bad:
+            raise UserError(
+                f"searcher settings out of range: {', '.join(f'{n}={getattr(self, n)}' for n in bad)} (need: weights "
+                ">= 0, 0 <= perturb_eps_start <= perturb_eps_end, perturb_steps and pt_interval >= 1, l2_factor > 0, "
+                "0 < derive_threshold < 1, 0 <= pt_lr_min <= pt_lr, pt_lr > 0)"
+            )
 
 
 class DartsSearcher(Searcher):
@@ -45,16 +81,33 @@ class DartsSearcher(Searcher):
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
-        t = cfg.train
-        self.mixer = self.make_mixer()
-        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=self.mixer)
+        t, c = cfg.train, cfg.searcher_cfg
+        self.mixer = self.make_mixer()  # the method's relaxation; the supernet's mixer adds the pieces around it
+        mixer: Mixer = self.mixer
+        if c.aux_skip > 0:
+            self.aux_skip = AuxSkipMixer(mixer, space.skip_ops, c.aux_skip)
+            mixer = self.aux_skip
+        self.projection = Projection() if c.derive == "pt" else None
+        if self.projection is not None:
+            mixer = ProjectedMixer(mixer, self.projection)
+        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=mixer)
         self.model = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.model.weight_parameters()
         self.alphas = self.model.arch_parameters()
-        self.w_opt = torch.optim.SGD(self.weights, lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay)
+        self.w_opt = self.weight_optimizer(t.w_lr)
         self.a_opt = torch.optim.Adam(
             self.alphas, lr=t.arch_lr, betas=(t.arch_beta1, t.arch_beta2), weight_decay=t.arch_weight_decay
         )
+        self.pt = PtSchedule(self, seed=cfg.seed) if self.projection is not None else None
+        self.eps, self.regularizer_weight = c.perturb_eps_start, 0.0  # set per epoch by start_epoch
+
+    def weight_optimizer(self, lr: float) -> torch.optim.SGD:
+        t = self.cfg.train
+        decay = t.w_weight_decay * self.cfg.searcher_cfg.l2_factor
+        return torch.optim.SGD(self.weights, lr=lr, momentum=t.w_momentum, weight_decay=decay)
+
+    def epochs(self) -> int:
+        return self.cfg.train.epochs + (self.pt.epochs if self.pt is not None else 0)
 
     def make_mixer(self) -> Mixer:
         """How this method turns alpha into each edge's mixing (DARTS: softmax, every op computed)."""
@@ -69,9 +122,18 @@ class DartsSearcher(Searcher):
         return float(self.w_opt.param_groups[0]["lr"])
 
     def start_epoch(self, epoch: int) -> None:
-        t = self.cfg.train
+        t, c = self.cfg.train, self.cfg.searcher_cfg
+        if epoch >= t.epochs and self.pt is not None:  # DARTS-PT's projection after the search
+            self.pt.start_epoch(epoch - t.epochs)
+            return
         for group in self.w_opt.param_groups:
             group["lr"] = cosine_lr(epoch, t.epochs, t.w_lr, t.w_lr_min)
+        if c.aux_skip > 0:
+            self.aux_skip.beta = c.aux_skip * (1.0 - epoch / t.epochs)  # DARTS-: linear decay
+        self.eps = epsilon(epoch, t.epochs, c.perturb_eps_start, c.perturb_eps_end)
+        self.regularizer_weight = 0.0
+        if c.regularizer != "none":
+            self.regularizer_weight = regularizer_weight(c.regularizer, c.regularizer_weight, epoch, t.epochs)
 
     def step(self, train: Batch, val: Batch | None) -> dict[str, torch.Tensor]:
         """One architecture step (when there is a ``val`` batch) and one weight step, in DARTS' order (alg. 1:
@@ -95,15 +157,46 @@ class DartsSearcher(Searcher):
         return stats
 
     def weight_step(self, train: Batch, stats: dict[str, torch.Tensor]) -> None:
-        self.w_opt.zero_grad(set_to_none=True)
-        stats["train_loss"] = self.weight_gradient(train)
-        nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
-        self.w_opt.step()
+        assert self.model is not None
+        with contextlib.ExitStack() as stack:
+            if self.cfg.searcher_cfg.perturb != "none":
+                stack.enter_context(self.model.mixed_by(ReweightedMixer(self.model.mixer, self.perturbed(train))))
+            self.w_opt.zero_grad(set_to_none=True)
+            stats["train_loss"] = self.weight_gradient(train)
+            nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
+            self.w_opt.step()
+
+    def perturbed(self, train: Batch) -> dict[str, torch.Tensor]:
+        """SDARTS: the mixing weights of this weight step, perturbed within ``self.eps`` (``perturbation.py``)."""
+        assert self.model is not None
+        model, mixer = self.model, self.model.mixer
+        weights = {}
+        for cell in model.cell_specs:
+            mix = mixer(model, cell)
+            assert mix.weights is not None, "perturbation needs mixing weights"
+            weights[cell] = mix.weights.detach()
+        if self.cfg.searcher_cfg.perturb == "random":
+            return random_perturbation(weights, self.eps)
+
+        def loss_at(p: dict[str, torch.Tensor]) -> torch.Tensor:  # in eval mode, as their attack runs
+            with model.mixed_by(ReweightedMixer(mixer, p)), model.frozen_state():
+                return model.loss(train)
+
+        model.eval()
+        try:
+            return adversarial_perturbation(loss_at, weights, self.eps, self.cfg.searcher_cfg.perturb_steps)
+        finally:
+            model.train()
 
     def arch_penalty(self) -> torch.Tensor | None:
-        """A term added to the architecture loss that depends on the architecture parameters alone (a
-        regulariser, e.g. DrNAS' KL anchor); None: none (DARTS)."""
-        return None
+        """A term added to the architecture loss that depends on the architecture parameters alone (the
+        ``regularizer`` piece; DrNAS adds its KL anchor); None: none (DARTS)."""
+        name = self.cfg.searcher_cfg.regularizer
+        if name == "none" or self.regularizer_weight == 0:
+            return None
+        assert self.model is not None
+        alphas = [self.model.alpha(cell) for cell in self.model.cell_specs]
+        return self.regularizer_weight * regularizer(name, alphas)
 
     def alpha_grads(self, loss: torch.Tensor) -> list[torch.Tensor]:
         return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
@@ -128,139 +221,32 @@ class DartsSearcher(Searcher):
         return loss.detach()
 
     def derive(self) -> Genotype:
+        """The space's rule on the architecture weights (DARTS-PT's, once projected), or FairDARTS' threshold."""
         assert self.model is not None
-        return self.model.derive(self.model.mixer.strengths(self.model))
+        strengths = self.model.mixer.strengths(self.model)
+        genotype = self.model.derive(strengths)
+        c = self.cfg.searcher_cfg
+        if c.derive == "threshold":
+            genotype = threshold_genotype(genotype, strengths, self.model, c.derive_threshold, self.space.none_edges)
+        return genotype
+
+    def epoch_extras(self) -> dict[str, Any]:
+        extras = super().epoch_extras()
+        if self.pt is not None and self.pt.decisions:
+            extras["pt_decisions"] = self.pt.decisions
+        return extras
 
     def state_dict(self) -> dict[str, Any]:
         assert self.model is not None
-        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
+        state = {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
+        if self.pt is not None:
+            state["pt"] = self.pt.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         assert self.model is not None
         self.model.load_state_dict(state["model"])
+        if self.pt is not None:
+            self.pt.load_state_dict(state["pt"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
-
-
-@dataclass(frozen=True)
-class SecondOrderConfig(DartsConfig):
-    # sec. 2.3, after eq. 8: eps = 0.01 / ||v||. Piecewise-linear nets (ReLU, max-pool) make the central
-    # difference a secant across kinks at this eps; the exactness tests shrink it on the CNN.
-    fd_eps_scale: float = EPS_SCALE
-    # Not in the paper: the real weight step reuses the training gradient that the virtual step takes,
-    # which is taken at alpha before this step's architecture update (alg. 1 takes it after). One forward
-    # and one backward pass fewer per step; the architecture gradient is unchanged.
-    share_train_grad: bool = False
-
-    def check(self) -> None:
-        if not self.fd_eps_scale > 0:
-            raise UserError(f"fd_eps_scale={self.fd_eps_scale}: the finite-difference step must be positive")
-
-
-class _LossOf(nn.Module):
-    """``Network.loss`` as ``forward``, so that ``torch.func.functional_call`` can substitute weights."""
-
-    def __init__(self, net: Network) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.net.loss(batch)
-
-
-class SecondOrderDarts(DartsSearcher):
-    """Second-order DARTS (Liu et al. 2019, eqs. 6-8): the architecture gradient looks one weight step ahead.
-
-    Per step: a virtual SGD step w' from the training gradient, as the real step would take it (the
-    optimizer's current lr as xi, its momentum buffer and weight decay, the gradient-norm clip), the
-    validation gradient at w', and the Hessian-vector term by a central difference around w. Weights are
-    substituted functionally (no second supernet is copied); the real weights, the optimizer state, the
-    carried state (``frozen_state``) and the random state are untouched by the extra passes. Batch-norm
-    running statistics (read only by ``score``) do see the extra training passes, as in the reference code.
-    Passes per step: 5 forward, 5 backward (darts1: 2 and 2), or 4 and 4 with ``share_train_grad``; the two
-    finite-difference backward passes ask for alpha's gradient only and so skip the weight-gradient
-    kernels. Under ``train.autocast`` the finite-difference passes still run in float32: a difference of
-    two bfloat16 gradients (8 bits of mantissa) taken 2 eps apart would be rounding noise.
-    """
-
-    summary = "DARTS, second-order (unrolled) architecture gradient (Liu et al., ICLR 2019)"
-    config_cls = SecondOrderConfig
-
-    def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
-        super().__init__(space, cfg, data, device)
-        assert self.model is not None
-        arch = {id(a) for a in self.alphas}
-        self.weight_names = [f"net.{n}" for n, p in self.model.named_parameters() if id(p) not in arch]
-        assert len(self.weight_names) == len(self.weights)
-        self.loss_of = _LossOf(self.model)
-        self.shared: tuple[list[torch.Tensor], torch.Tensor] | None = None  # see share_train_grad
-
-    def loss_at(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
-        """The supernet's loss with ``weights`` in place of its own (alpha stays the supernet's)."""
-        return functional_call(self.loss_of, dict(zip(self.weight_names, weights)), (batch,))
-
-    @contextlib.contextmanager
-    def seeded_rng(self, seed: int) -> Iterator[None]:
-        """Run with the random state of ``seed`` (CPU and this CUDA device); leave the live state as it was."""
-        cuda = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.random.default_generator.manual_seed(seed)  # the CPU generator only
-            if cuda:
-                with torch.cuda.device(self.device):
-                    torch.cuda.manual_seed(seed)
-            yield
-
-    def train_alpha_grad(self, weights: list[torch.Tensor], train: Batch, seed: int, state: Any) -> list[torch.Tensor]:
-        """grad_alpha L_train(weights, alpha) in float32, from the carried ``state`` the virtual step's pass
-        started from; an extra pass, so the carried state is left as it was."""
-        assert self.model is not None
-        float32 = torch.autocast(self.device.type, enabled=False)
-        with self.model.frozen_state(), self.seeded_rng(seed), float32:
-            self.model.restore_state(state)
-            loss = self.loss_at(weights, train)
-        return list(torch.autograd.grad(loss, self.alphas, allow_unused=True, materialize_grads=True))
-
-    def weight_gradient(self, train: Batch) -> torch.Tensor:
-        if self.shared is None:
-            return super().weight_gradient(train)
-        (grads, loss), self.shared = self.shared, None
-        for w, g in zip(self.weights, grads):
-            w.grad = g
-        return loss
-
-    def arch_gradient(self, train: Batch, val: Batch) -> torch.Tensor:
-        """Set ``alpha.grad`` to eq. 7's unrolled gradient; return L_val(w', alpha)."""
-        assert self.model is not None
-        group = self.w_opt.param_groups[0]
-        assert group["dampening"] == 0 and not group["nesterov"], "virtual_sgd_step mirrors plain momentum SGD"
-        xi = float(group["lr"])
-        # The three extra passes on the training batch draw the same dropout masks (common random numbers), so
-        # that they evaluate one function of w: otherwise mask noise / (2 eps) swamps the difference. Their seed
-        # is the one draw they take from the live random state, which the passes themselves leave alone.
-        seed = int(torch.randint(2**62, (1,)))
-        share = self.cfg.searcher_cfg.share_train_grad
-        state = self.model.carried_state()
-        # Shared, this is the step's real training pass and advances the carried state; otherwise the real
-        # weight step makes its own pass later.
-        with contextlib.nullcontext() if share else self.model.frozen_state(), self.seeded_rng(seed):
-            train_loss = self.model.loss(train)
-        raw = torch.autograd.grad(train_loss, self.weights, allow_unused=True, materialize_grads=True)
-        if share:
-            self.shared = (list(raw), train_loss.detach())
-        clip = clip_coefficient(raw, self.cfg.train.grad_clip)  # as the real step clips
-        grads = [g * clip for g in raw]
-        buffers = [self.w_opt.state.get(w, {}).get("momentum_buffer") for w in self.weights]
-        virtual = virtual_sgd_step(self.weights, grads, buffers, xi, group["momentum"], group["weight_decay"])
-        virtual = [w.requires_grad_() for w in virtual]
-        # The validation pass at w' is this step's real architecture evaluation (darts1 makes it at w):
-        # like the reference code, it advances the validation split's carried state.
-        val_loss = self.loss_at(virtual, val)
-        n = len(self.alphas)
-        val_grads = torch.autograd.grad(val_loss, [*self.alphas, *virtual], allow_unused=True, materialize_grads=True)
-        del virtual
-        direct, v = val_grads[:n], val_grads[n:]
-        scale = self.cfg.searcher_cfg.fd_eps_scale
-        hvp = hessian_vector_product(lambda ws: self.train_alpha_grad(ws, train, seed, state), self.weights, v, scale)
-        for alpha, grad in zip(self.alphas, unrolled_arch_gradient(direct, hvp, clip * xi)):
-            alpha.grad = grad
-        return val_loss.detach()

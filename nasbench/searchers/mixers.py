@@ -109,6 +109,9 @@ class GumbelHardMixer(Mixer):
         active = [(k,) for k in index.tolist()]
         return CellMix(hard, active=active, bias=bias if self.unsampled_gradient else None)
 
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        return Mixer.__call__(self, net, cell)  # softmax(alpha), every op
+
 
 class GumbelSoftMixer(Mixer):
     """SNAS (Xie et al., ICLR 2019; SNAS-Series' ``model_search.py``): per forward pass and edge, a relaxed
@@ -125,6 +128,9 @@ class GumbelSoftMixer(Mixer):
         alpha = net.alpha(cell)
         return CellMix(torch.softmax((alpha + gumbel(alpha)) / self.tau, dim=-1))
 
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        return Mixer.__call__(self, net, cell)  # softmax(alpha): the sample's limit as tau goes to 0
+
 
 class DirichletMixer(Mixer):
     """DrNAS (Chen et al., ICLR 2021; its ``utils.process_step_vector``): per forward pass and edge, mixing
@@ -136,11 +142,77 @@ class DirichletMixer(Mixer):
         return torch.nn.functional.elu(alpha) + 1.0
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
-        return CellMix(torch.distributions.Dirichlet(self.concentration(net.alpha(cell))).rsample())
+        beta = self.concentration(net.alpha(cell))  # 0 where an edge may not mix an op
+        allowed = beta > 0
+        sample = torch.distributions.Dirichlet(torch.where(allowed, beta, torch.ones_like(beta))).rsample()
+        if bool(allowed.all()):
+            return CellMix(sample)
+        sample = sample * allowed  # as DrNAS prunes: sampled over all ops, masked, renormalised
+        return CellMix(sample / sample.sum(dim=-1, keepdim=True))
+
+    def mean(self, alpha: torch.Tensor) -> torch.Tensor:
+        beta = self.concentration(alpha)
+        return beta / beta.sum(dim=-1, keepdim=True)
 
     def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
-        out = {}
-        for cell in net.cell_specs:
-            beta = self.concentration(net.alpha(cell).detach())
-            out[cell] = beta / beta.sum(dim=-1, keepdim=True)
-        return out
+        return {cell: self.mean(net.alpha(cell).detach()) for cell in net.cell_specs}
+
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        return CellMix(self.mean(net.alpha(cell)))
+
+
+class SigmoidMixer(Mixer):
+    """FairDARTS (Chu et al., ECCV 2020; ``fairdarts/model_search.py``): each op weighted by sigmoid(alpha),
+    independently of the others (no softmax, no competition), alpha starting at zero (every weight 0.5)."""
+
+    def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        alpha.zero_()
+        return {}
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        return CellMix(torch.sigmoid(net.alpha(cell)))
+
+    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
+        return {cell: torch.sigmoid(net.alpha(cell).detach()) for cell in net.cell_specs}
+
+
+class AuxSkipMixer(Mixer):
+    """DARTS- (Chu et al., ICLR 2021): ``base``'s mix with an auxiliary skip connection of weight ``beta`` on
+    every edge, outside the architecture parameters and left out of the derivation. It is added to the weight
+    of the space's skip op (on the DARTS space's stride-2 edges their code gives the auxiliary skip its own
+    FactorizedReduce; here it shares the skip op's, ``docs/fidelity.md``)."""
+
+    def __init__(self, base: Mixer, skip_ops: Sequence[str], beta: float) -> None:
+        self.base, self.skip_ops, self.beta = base, tuple(skip_ops), beta
+
+    def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.base.cell_parameters(cell, spec, alpha)
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        mix = self.base(net, cell)
+        spec = net.cell_specs[cell]
+        columns = [spec.ops.index(op) for op in self.skip_ops if op in spec.ops]
+        if not columns or self.beta == 0 or mix.weights is None:
+            return mix
+        aux = torch.zeros(len(spec.ops), device=mix.weights.device, dtype=mix.weights.dtype)
+        aux[columns[0]] = self.beta
+        active = None if mix.active is None else [tuple(sorted({*a, columns[0]})) for a in mix.active]
+        return CellMix(mix.weights + aux, active, mix.edge_scale, mix.bias)
+
+    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
+        return self.base.strengths(net)
+
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        return self.base.expected(net, cell)
+
+
+class ReweightedMixer(Mixer):
+    """``base``'s mix with its op weights replaced by given ones per cell (SDARTS' perturbed weights for the
+    weight step); which ops are computed, edge factors and biases stay the base's."""
+
+    def __init__(self, base: Mixer, weights: dict[str, torch.Tensor]) -> None:
+        self.base, self.weights = base, weights
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
+        mix = self.base(net, cell)
+        return CellMix(self.weights[cell], mix.active, mix.edge_scale, mix.bias)

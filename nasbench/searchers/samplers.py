@@ -25,6 +25,7 @@ from nasbench.config import RunConfig
 from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.mixers import DirichletMixer, GumbelHardMixer, GumbelSoftMixer
+from nasbench.searchers.regularizers import dirichlet_kl_to_uniform
 from nasbench.spaces.base import SearchSpace
 
 
@@ -117,13 +118,6 @@ class Snas(DartsSearcher):
         return {**super().epoch_extras(), "tau": self.mixer.tau}
 
 
-def dirichlet_kl_to_uniform(concentration: torch.Tensor) -> torch.Tensor:
-    """Sum over rows of KL(Dirichlet(row) || Dirichlet(1, ..., 1)); concentration [E, K] > 0."""
-    p = torch.distributions.Dirichlet(concentration)
-    q = torch.distributions.Dirichlet(torch.ones_like(concentration))
-    return torch.distributions.kl_divergence(p, q).sum()
-
-
 @dataclass(frozen=True)
 class DrnasConfig(DartsConfig):
     # DrNAS' code: reg_type "l2" (default) is the anchor as Adam's weight decay on alpha, its reg_scale 1e-3
@@ -165,9 +159,9 @@ class DrNas(DartsSearcher):
         return DirichletMixer()
 
     def arch_penalty(self) -> torch.Tensor | None:
-        c = self.cfg.searcher_cfg
+        c, base = self.cfg.searcher_cfg, super().arch_penalty()
         if c.reg_type != "kl" or self.model is None:
-            return None
-        cells = self.model.cell_specs
-        kl = sum(dirichlet_kl_to_uniform(DirichletMixer.concentration(self.model.alpha(cell))) for cell in cells)
-        return c.kl_scale * kl
+            return base
+        concentrations = [DirichletMixer.concentration(self.model.alpha(cell)) for cell in self.model.cell_specs]
+        kl = c.kl_scale * sum(dirichlet_kl_to_uniform(beta) for beta in concentrations)
+        return kl if base is None else base + kl

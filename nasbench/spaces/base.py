@@ -107,9 +107,16 @@ class Supernet(Network):
         self.add_arch_parameter(f"alpha_{cell}", alpha)
         for name, value in extra.items():
             self.add_arch_parameter(name, value)
+        if spec.allowed is not None:  # -inf where an edge may not mix an op: its weight is 0 in any relaxation
+            mask = torch.full((spec.n_edges, len(spec.ops)), float("-inf"))
+            for row, columns in enumerate(spec.allowed):
+                mask[row, list(columns)] = 0.0
+            self.register_buffer(f"mask_{cell}", mask, persistent=False)
 
-    def alpha(self, cell: str) -> nn.Parameter:
-        return getattr(self, f"alpha_{cell}")
+    def alpha(self, cell: str) -> torch.Tensor:
+        """The cell's architecture parameters [n_edges, n_ops]; with -inf on the ops an edge may not mix."""
+        alpha = getattr(self, f"alpha_{cell}")
+        return alpha if self.cell_specs[cell].allowed is None else alpha + getattr(self, f"mask_{cell}")
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, name) for name in self._arch_names]
@@ -164,6 +171,9 @@ class SearchSpace(ABC):
     skip_ops: ClassVar[tuple[str, ...]]  # the ops a collapse drifts to (skip connections)
     param_free_ops: ClassVar[tuple[str, ...]]  # ops without weights, ``none`` included
     primary_cell: ClassVar[str]  # the cell whose skip connections count as the collapse signal
+    inputs_per_node: ClassVar[int | None]  # incoming edges a derived node keeps (None: every edge)
+    derive_excludes: ClassVar[tuple[str, ...]]  # ops the space's derivation rule never keeps on an edge
+    none_edges: ClassVar[bool]  # whether a genotype's edge may be ``none`` (dropped)
     config_cls: ClassVar[type]
     # preset -> {"train": {...}, "space": {...}}; every space has "paper", "small" (the CPU default,
     # under 10 minutes on 2 cores) and "tiny" (seconds; the contract tests use it)

@@ -30,6 +30,8 @@ class CellSpec:
 
     ops: tuple[str, ...]
     pairs: tuple[tuple[int, int], ...]  # (src, dst) per edge; dst-major, sources ascending
+    # per edge, the op columns it may mix (a reduced space such as RobustDARTS' S1); None: every column
+    allowed: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def n_edges(self) -> int:
@@ -77,6 +79,11 @@ class Mixer:
         """Per cell type, detached [n_edges, n_ops]: the weights the genotype is derived from and the record
         keeps (for a sampling method, their expectation or the distribution's parameters' image)."""
         return {cell: torch.softmax(net.alpha(cell).detach(), dim=-1) for cell in net.cell_specs}
+
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        """A deterministic mix of ``cell``: for a sampling method, every op weighted by its expectation; for
+        the others, the mix itself (what derivation rules that probe the supernet evaluate)."""
+        return self(net, cell)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:

@@ -184,6 +184,9 @@ class Nb201Space(SearchSpace):
     skip_ops = ("skip_connect",)
     param_free_ops = ("none", "skip_connect", "avg_pool_3x3")
     primary_cell = CELL
+    inputs_per_node = None  # every edge of the cell is kept
+    derive_excludes = ()  # none is one of the five ops a cell's edge may hold
+    none_edges = True
     config_cls = Nb201Config
     presets = {
         # The benchmark's DARTS search (configs/nas-benchmark/algos/DARTS.config of its code): 50 epochs,

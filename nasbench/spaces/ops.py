@@ -31,6 +31,17 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
+class Noise(nn.Module):
+    """RobustDARTS' ``noise`` op (S4): N(0, 1) noise of the output's shape, independent of the input."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.randn_like(x[:, :, :: self.stride, :: self.stride])
+
+
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two 1x1 stride-2 convolutions on offset grids; input is relu(x)."""
 
@@ -87,7 +98,8 @@ CNN_OPS: dict[str, OpSpec] = {
     "dil_conv_3x3": OpSpec(lambda c, s, a: dil_conv(c, 3, s, 2, 2, a), preact=True),
     "dil_conv_5x5": OpSpec(lambda c, s, a: dil_conv(c, 5, s, 4, 2, a), preact=True),
 }
-CNN_OP_NAMES: tuple[str, ...] = tuple(CNN_OPS)
+CNN_OP_NAMES: tuple[str, ...] = tuple(CNN_OPS)  # DARTS' eight
+CNN_OPS["noise"] = OpSpec(lambda c, s, a: Noise(s), preact=False)  # RobustDARTS' S4 only (cnn_candidates.py)
 
 
 def takes_relu(op: str, stride: int) -> bool:

@@ -232,6 +232,9 @@ class RnnSpace(SearchSpace):
     skip_ops = ("identity",)
     param_free_ops = ("none",)  # every other edge has its own matrix (identity too: it acts on W h)
     primary_cell = CELL
+    inputs_per_node = 1  # sec. 2.4: each node keeps its strongest input
+    derive_excludes = ("none",)
+    none_edges = False  # every node of a recurrent cell needs its one input
     config_cls = RnnConfig
     published = PUBLISHED
     presets = {

@@ -15,13 +15,14 @@ from torch.func import functional_call
 from nasbench.genotype import Genotype
 from nasbench.provenance import seed_all
 from nasbench.registry import SPACES
-from nasbench.searchers.darts import DartsSearcher, SecondOrderDarts
+from nasbench.searchers.darts import DartsSearcher
 from nasbench.searchers.hypergradient import (
     clip_coefficient,
     finite_difference_eps,
     hessian_vector_product,
     virtual_sgd_step,
 )
+from nasbench.searchers.second_order import SecondOrderDarts
 from nasbench.spaces.base import Supernet
 from nasbench.spaces.mixing import CellSpec
 from tests.conftest import tiny_config

@@ -16,7 +16,9 @@ from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.searchers.randomws import RandomWeightSharing
 from nasbench.spaces.base import SupernetOptions
-from nasbench.spaces.cnn import CNN_OP_NAMES, POOLS, CnnSpace, MixedOp
+from nasbench.spaces.cnn import CnnSpace
+from nasbench.spaces.cnn_cells import POOLS, MixedOp
+from nasbench.spaces.ops import CNN_OP_NAMES
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")

@@ -11,7 +11,8 @@ from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.darts import DartsSearcher
 from nasbench.searchers.mixers import DirichletMixer, GumbelHardMixer, GumbelSoftMixer
-from nasbench.searchers.samplers import Gdas, dirichlet_kl_to_uniform, linear_schedule
+from nasbench.searchers.regularizers import dirichlet_kl_to_uniform
+from nasbench.searchers.samplers import Gdas, linear_schedule
 from nasbench.spaces.base import SupernetOptions
 from nasbench.spaces.mixing import CellMix, CellSpec, Mixer
 from nasbench.spaces.nb201 import NB201_OPS, Nb201Config, Nb201Supernet, SearchCell

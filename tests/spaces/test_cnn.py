@@ -9,16 +9,8 @@ from nasbench.errors import UserError
 from nasbench.genotype import edge_index
 from nasbench.searchers.mixers import EdgeNormalizedMixer, grouped_softmax
 from nasbench.spaces.base import SupernetOptions
-from nasbench.spaces.cnn import (
-    POOLS,
-    PUBLISHED,
-    CnnConfig,
-    CnnSpace,
-    CnnSupernet,
-    MixedOp,
-    SearchCell,
-    scaled_batch_norm,
-)
+from nasbench.spaces.cnn import PUBLISHED, CnnConfig, CnnSpace, CnnSupernet
+from nasbench.spaces.cnn_cells import POOLS, MixedOp, SearchCell, scaled_batch_norm
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import CellMix, channel_shuffle
 from nasbench.spaces.ops import CNN_OP_NAMES
