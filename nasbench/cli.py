@@ -13,11 +13,21 @@ from nasbench.config import RunConfig, config_differences, config_from_dict, par
 from nasbench.errors import UserError
 from nasbench.eval.command import add_eval_parser, cmd_eval
 from nasbench.registry import SEARCHERS, SPACES
+from nasbench.report import GROUP_FIELDS
 from nasbench.results import RunRecord
-from nasbench.rundir import EVAL_KIND, RECORD, create_unique_dir, find_resumable, timestamped_name
+from nasbench.rundir import (
+    EVAL_KIND,
+    RECORD,
+    atomic_write_text,
+    create_unique_dir,
+    find_resumable,
+    timestamped_name,
+    writing,
+)
 from nasbench.runner import resolve_device, run
 from nasbench.signals import interrupt_on_signals
 from nasbench.sweep.command import add_sweep_parser, cmd_sweep
+from nasbench.tables import COLUMN_NAMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("runs", nargs="+", metavar="RUNS", help="record.json files or folders searched for them")
     t.add_argument("--format", default="md", choices=["md", "tex", "csv"], help="output format (default: md)")
     t.add_argument("--out", help="write the table to this file (default: print it)")
-    t.add_argument("--plots", metavar="DIR", help="also save PNG plots (alphas, eigenvalue, accuracy, cells) here")
+    t.add_argument("--columns", help=f"comma-separated columns to show, of: {', '.join(COLUMN_NAMES)}")
+    t.add_argument(
+        "--group-by",
+        default=",".join(GROUP_FIELDS),
+        help="what makes a row (default: all of " + ",".join(GROUP_FIELDS) + "); leave some out to pool rows",
+    )
+    t.add_argument("--plots", metavar="DIR", help="also save PNG plots (curves over seeds, alphas, cells) here")
+    t.add_argument(
+        "--plot-seed", type=int, help="draw the alpha and cell plots of this seed only (default: every seed)"
+    )
     return parser
 
 
@@ -151,12 +170,18 @@ def cmd_table(args: argparse.Namespace) -> int:
     from nasbench.report import build_report
     from nasbench.tables import render
 
-    report = build_report(args.runs)
-    text = render(report, args.format)
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    report = build_report(args.runs, group_by=group_by)
+    text = render(report, args.format, columns)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        print(f"table of {len(report.records)} completed run(s) written to {args.out}")
+        out = Path(args.out)
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; name the file to write the table to")
+        with writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, text)
+        print(f"table of {len(report.records)} completed run(s) written to {out}", file=sys.stderr)
     else:
         print(text, end="")
     if args.format == "csv" and report.footnotes():
@@ -164,8 +189,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.plots:
         from nasbench.plots import save_plots  # matplotlib only when plots are asked for
 
-        written = save_plots(report, Path(args.plots))
-        print(f"{len(written)} plot(s) written to {args.plots}")
+        written = save_plots(report, Path(args.plots), seed=args.plot_seed)
+        print(f"{len(written)} plot(s) written to {args.plots}", file=sys.stderr)
     return 0
 
 

@@ -1,11 +1,15 @@
-"""PNG plots of a Report (matplotlib, Agg backend): per group of seeds, softmax(alpha) of every edge over
-epochs and a drawing of the derived cells; per space, validation accuracy (or perplexity) and the dominant
-Hessian eigenvalue over epochs. skip_connect is drawn in red everywhere, so a collapse shows at a glance."""
+"""PNG plots of a Report (matplotlib, Agg backend).
+
+Per space, curves over epochs with one line per table row (a method and its settings): the mean over the
+row's seeds and a band from its lowest to its highest seed, so that every seed counts and the legend matches
+the table. Where the epochs carry ground truth (NAS-Bench-201), the study figure: the true test accuracy of the
+derived cell, the share of parameter-free ops and the dominant eigenvalue, side by side. Per run (every seed,
+or the one asked for): softmax(alpha) per edge and the derived cells (``plot_cells``).
+"""
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,131 +18,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
-from nasbench.genotype import Genotype  # noqa: E402
-from nasbench.registry import SPACES  # noqa: E402
-from nasbench.report import EIG_KEY, Report  # noqa: E402
-from nasbench.results import RunRecord  # noqa: E402
-
-SKIP_COLOR = "#d62728"
-FIXED_COLORS = {"none": "#d9d9d9", "max_pool_3x3": "#9ecae1", "avg_pool_3x3": "#4292c6"}
-OTHER_COLORS = ("#2ca02c", "#98df8a", "#ff7f0e", "#ffbb78", "#9467bd", "#c5b0d5", "#8c564b", "#e377c2", "#17becf")
-PANEL_COLS = 6
-
-
-def op_colors(ops: list[str], skip_ops: Sequence[str]) -> dict[str, str]:
-    colors, others = {}, iter(OTHER_COLORS * (len(ops) // len(OTHER_COLORS) + 1))
-    for op in ops:
-        colors[op] = SKIP_COLOR if op in skip_ops else FIXED_COLORS.get(op) or next(others)
-    return colors
-
-
-def _space(name: str) -> Any | None:
-    try:
-        return SPACES.get(name)()
-    except Exception:  # a space that is not installed here: plots that need it are skipped
-        return None
-
-
-def _genotype(record: RunRecord) -> Genotype | None:
-    space = _space(record.space)
-    if space is None or not record.genotype:
-        return None
-    try:
-        return space.parse_genotype(record.genotype)
-    except Exception:
-        return None
-
-
-def _edge_titles(record: RunRecord, cell: str, n_edges: int) -> list[str]:
-    """ "src→dst" per alpha row (every earlier node feeds every intermediate node), else "edge i"."""
-    genotype = _genotype(record)
-    if genotype is not None and cell in genotype.cell_names:
-        n_inputs = min(edge.dst for edge in genotype.cell(cell))
-        pairs = [(src, dst) for dst in range(n_inputs, n_inputs + n_edges) for src in range(dst)][:n_edges]
-        if len(pairs) == n_edges:
-            return [f"{src}→{dst}" for src, dst in pairs]
-    return [f"edge {i}" for i in range(n_edges)]
-
-
-def plot_alphas(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path: Path) -> Path | None:
-    """One stacked-area panel per edge (softmax(alpha) over epochs); the first panel of a cell is the mean
-    over its edges. A red panel title: at the last epoch a skip connection is the edge's strongest op, with
-    at least twice the uniform weight. None when the record has no architecture weights (random search)."""
-    history = [e["arch_weights"] for e in record.epochs if e.get("arch_weights")]
-    if not history:
-        return None
-    cells = list(history[0])
-    epochs = [e["epoch"] for e in record.epochs if e.get("arch_weights")]
-    if len(epochs) == 1:  # a single epoch: draw it as a flat band
-        epochs, history = [epochs[0] - 0.5, epochs[0] + 0.5], history * 2
-    n_ops = len(history[0][cells[0]][0])
-    names = ops if len(ops) == n_ops else [f"op{i}" for i in range(n_ops)]
-    colors = op_colors(names, skip_ops)
-    blocks = [(cell, math.ceil((len(history[0][cell]) + 1) / PANEL_COLS)) for cell in cells]
-    fig, axes = plt.subplots(
-        sum(rows for _, rows in blocks),
-        PANEL_COLS,
-        figsize=(2.3 * PANEL_COLS, 1.9 * sum(r for _, r in blocks)),
-        squeeze=False,
-    )
-    first_row = 0
-    for cell, rows in blocks:
-        weights = [h[cell] for h in history]  # [epochs][edges][ops]
-        n_edges = len(weights[0])
-        titles = ["mean over edges", *_edge_titles(record, cell, n_edges)]
-        for panel in range(rows * PANEL_COLS):
-            ax = axes[first_row + panel // PANEL_COLS][panel % PANEL_COLS]
-            if panel > n_edges:
-                ax.axis("off")
-                continue
-            if panel == 0:
-                series = [[sum(w[e][o] for e in range(n_edges)) / n_edges for w in weights] for o in range(n_ops)]
-            else:
-                series = [[w[panel - 1][o] for w in weights] for o in range(n_ops)]
-            # fixed limits, no shared axes: autoscaling dozens of linked panels costs seconds per figure
-            ax.set(xlim=(epochs[0], epochs[-1]), ylim=(0, 1), autoscale_on=False)
-            ax.stackplot(epochs, series, colors=[colors[n] for n in names], linewidth=0)
-            final_best = max(range(n_ops), key=lambda o: series[o][-1])
-            collapsed = names[final_best] in skip_ops and series[final_best][-1] >= 2 / n_ops
-            ax.set_title(
-                f"{cell} {titles[panel]}",
-                fontsize=8,
-                color=SKIP_COLOR if collapsed else "black",
-                fontweight="bold" if collapsed else "normal",
-            )
-            ax.tick_params(labelsize=7)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.label_outer()
-        first_row += rows
-    height_in = fig.get_figheight()
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in names]
-    fig.legend(
-        handles,
-        names,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 1 - 0.42 / height_in),
-        ncol=min(len(names), 8),
-        fontsize=8,
-        frameon=False,
-    )
-    fig.suptitle(
-        f"{record.space} / {record.searcher} ({record.preset}, seed {record.seed}): softmax(alpha) per edge "
-        "over epochs\n(red title: a skip connection leads, at twice the uniform weight or more)",
-        y=1 - 0.08 / height_in,
-        va="top",
-        fontsize=10,
-    )
-    fig.supxlabel("epoch", fontsize=9)
-    # fixed margins (tight_layout measures every tick label: seconds for dozens of panels); the top
-    # 0.85 inch holds the title and the legend
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.5 / height_in, top=1 - 0.85 / height_in, hspace=0.45)
-    return _save(fig, path)
-
+from nasbench.plot_cells import plot_alphas, plot_cells, save_figure, space_of  # noqa: E402
+from nasbench.report import EIG_KEY, Report, Row  # noqa: E402
+from nasbench.tables import row_name  # noqa: E402
 
 DIVERGED = 1e12  # a curve value beyond this (e.g. a perplexity of exp(700)) is drawn as a gap
+STYLES = ("-", "--", "-.", ":")
+BAND = "line: mean over seeds; band: lowest to highest seed"
 
 
 def drawable(values: Sequence[float]) -> list[float]:
@@ -147,172 +36,135 @@ def drawable(values: Sequence[float]) -> list[float]:
     return [v if math.isfinite(v) and abs(v) <= DIVERGED else math.nan for v in values]
 
 
-def plot_curves(records: list[RunRecord], key: str, ylabel: str, title: str, path: Path) -> Path | None:
-    """``key`` per epoch, one line per record, one colour per searcher/preset group; None if no record has it."""
-    groups: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        groups[f"{record.searcher} ({record.preset})"].append(record)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    drawn, diverged = False, 0
-    for i, (label, members) in enumerate(sorted(groups.items())):
-        for j, record in enumerate(sorted(members, key=lambda r: r.seed)):
-            points = [(e["epoch"], float(e[key])) for e in record.epochs if e.get(key) is not None]
-            if points:
-                xs, ys = zip(*points)
-                shown = drawable(ys)
-                diverged += sum(math.isnan(y) for y in shown)
-                ax.plot(xs, shown, marker="o", color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
-                drawn = True
-    if not drawn:
-        plt.close(fig)
+def series(row: Row, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Epochs, the mean, lowest and highest value over the row's seeds of ``key`` (seeds that lack an epoch
+    are left out there), and how many values diverged; None if no run of the row has the key."""
+    by_epoch: dict[int, list[float]] = {}
+    diverged = 0
+    for record in row.records:
+        for epoch in record.epochs:
+            value = epoch.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                (shown,) = drawable([float(value)])
+                diverged += math.isnan(shown)
+                if not math.isnan(shown):
+                    by_epoch.setdefault(int(epoch["epoch"]), []).append(shown)
+    if not by_epoch:
         return None
-    xlabel = "epoch" + (f"\n({diverged} diverged scores, not finite or above {DIVERGED:.0e}: gaps)" if diverged else "")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log" if "perplexity" in ylabel else "linear")
+    xs = np.array(sorted(by_epoch))
+    means = np.array([np.mean(by_epoch[x]) for x in xs])
+    lows, highs = np.array([min(by_epoch[x]) for x in xs]), np.array([max(by_epoch[x]) for x in xs])
+    return xs, means, lows, highs, diverged
+
+
+def draw_rows(ax: Any, rows: list[Row], key: str, ylabel: str) -> int:
+    """A mean line and a band from the lowest to the highest seed per row on ``ax``; returns the number of
+    diverged values."""
+    diverged, drawn = 0, []
+    for i, row in enumerate(rows):
+        found = series(row, key)
+        if found is None:
+            continue
+        xs, mean, low, high, lost = found
+        diverged += lost
+        color, style = plt.get_cmap("tab10")(i % 10), STYLES[(i // 10) % len(STYLES)]
+        seeds = row.seeds
+        ax.plot(
+            xs, mean, style, color=color, lw=1.6, label=f"{row_name(row)} ({seeds} seed{'s' if seeds != 1 else ''})"
+        )
+        if seeds > 1:
+            ax.fill_between(xs, low, high, color=color, alpha=0.12, lw=0)
+        drawn.append(mean)
+    if drawn and ("perplexity" in ylabel or key == EIG_KEY and _spans_decades(drawn)):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers, not powers of ten
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set(ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8, title="one line per seed", title_fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return diverged
 
 
-NODE_GAP = 1.6  # horizontal distance between consecutive nodes of a cell drawing
-ARC_RAD = 0.5  # arc bend; an arc over k gaps rises ARC_RAD / 2 * k * NODE_GAP
+def _spans_decades(curves: list[np.ndarray]) -> bool:
+    values = np.concatenate(curves)
+    positive = values[values > 0]
+    return positive.size > 0 and positive.max() / positive.min() > 100
 
 
-def draw_cell(ax: Axes, genotype: Genotype, cell: str, colors: dict[str, str]) -> None:
-    """An arc diagram: inputs, intermediate nodes and the output on one line, left to right; each edge an
-    arc labelled with its op at its apex (a node's incoming edges alternate above and below the line),
-    concatenated nodes joined to the output by grey dashed arcs below."""
-    edges = genotype.cell(cell)
-    n_inputs = min(edge.dst for edge in edges)
-    last = max(edge.dst for edge in edges)
-    input_names = (
-        ["c_{k-2}", "c_{k-1}"] if n_inputs == 2 else ["in"] if n_inputs == 1 else [f"in{i}" for i in range(n_inputs)]
-    )
-    spots: dict[int | str, tuple[float, float]] = {node: (NODE_GAP * node, 0.0) for node in range(last + 1)}
-    spots["out"] = (NODE_GAP * (last + 1), 0.0)
-    concat = set(genotype.concat_of(cell))
-    for node, (x, y) in spots.items():
-        text = "out" if node == "out" else input_names[node] if isinstance(node, int) and node < n_inputs else node
-        fill = "#fff7bc" if node == "out" or node in concat else "#deebf7"
-        ax.text(
-            x,
-            y,
-            str(text),
-            ha="center",
-            va="center",
-            fontsize=9,
-            zorder=3,
-            bbox={"boxstyle": "round", "fc": fill, "ec": "0.3"},
-        )
-    incoming: dict[int, int] = defaultdict(int)
-    for edge in edges:
-        side = -1 if incoming[edge.dst] % 2 == 0 else 1  # -1: above the line
-        incoming[edge.dst] += 1
-        _arc(ax, spots[edge.src], spots[edge.dst], side * ARC_RAD, colors.get(edge.op, "0.2"), edge.op)
-    for node in sorted(concat & set(spots)):
-        _arc(ax, spots[node], spots["out"], 0.3, "0.65", None)
-    height = ARC_RAD / 2 * NODE_GAP * (last + 1) + 0.4
-    ax.set(xlim=(-0.8, spots["out"][0] + 0.8), ylim=(-height, height), aspect="equal")
-    ax.set_title(f"cell {cell!r} (yellow: nodes concatenated into the output)", fontsize=9)
-    ax.axis("off")
-
-
-def _arc(
-    ax: Axes, start: tuple[float, float], end: tuple[float, float], rad: float, color: str, label: str | None
-) -> None:
-    ax.annotate(
-        "",
-        xy=end,
-        xytext=start,
-        zorder=2,
-        arrowprops={
-            "arrowstyle": "-|>",
-            "color": color,
-            "lw": 1.6 if label else 0.8,
-            "linestyle": "-" if label else "--",
-            "connectionstyle": f"arc3,rad={rad}",
-            "shrinkA": 11,
-            "shrinkB": 11,
-        },
-    )
-    if label:  # the arc's apex: the chord's midpoint moved by rad/2 times the chord's normal
-        (x1, y1), (x2, y2) = start, end
-        x, y = (x1 + x2) / 2 + rad / 2 * (y2 - y1), (y1 + y2) / 2 - rad / 2 * (x2 - x1)
-        ax.text(
-            x,
-            y,
-            label,
-            fontsize=7,
-            color=color,
-            ha="center",
-            va="center",
-            zorder=4,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-        )
-
-
-def plot_cells(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path: Path) -> Path | None:
-    genotype = _genotype(record)
-    if genotype is None:
+def plot_curves(rows: list[Row], key: str, ylabel: str, title: str, path: Path) -> Path | None:
+    """``key`` per epoch: per row, the mean over its seeds and their range; None if no row has it."""
+    measured = [r for r in rows if r.source == "measured" and series(r, key) is not None]
+    if not measured:
         return None
-    names = genotype.cell_names
-    fig, axes = plt.subplots(len(names), 1, figsize=(11, 4.2 * len(names)), squeeze=False)
-    colors = op_colors(ops, skip_ops)
-    for ax, cell in zip(axes[:, 0], names):
-        draw_cell(ax, genotype, cell, colors)
-    skips = sum(edge.op in skip_ops for edge in genotype.cell(names[0]))
-    fig.suptitle(
-        f"{record.space} / {record.searcher} ({record.preset}, seed {record.seed}): derived cells; "
-        f"{skips} skip connection(s) in cell {names[0]!r}",
-        fontsize=10,
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    diverged = draw_rows(ax, measured, key, ylabel)
+    ax.set(
+        xlabel="epoch"
+        + (f"\n({diverged} diverged values, not finite or above {DIVERGED:.0e}: gaps)" if diverged else "")
     )
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=BAND, title_fontsize=7, frameon=False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def plot_study(rows: list[Row], space: str, path: Path) -> Path | None:
+    """The NAS-Bench-201 figure: true test accuracy of each epoch's derived cell, the share of parameter-free
+    ops in it, and the dominant eigenvalue, per row (mean and band over seeds)."""
+    measured = [r for r in rows if r.source == "measured" and series(r, "true_test_acc") is not None]
+    if not measured:
+        return None
+    panels = [
+        ("true_test_acc", "true test acc of the derived cell (%)"),
+        ("param_free_share", "parameter-free share of the derived cell"),
+        (EIG_KEY, "dominant Hessian eigenvalue"),
+    ]
+    legend_rows = math.ceil(len(measured) / 3)
+    height = 4.4 + 0.18 * legend_rows
+    fig, axes = plt.subplots(1, 3, figsize=(16, height))
+    for ax, (key, label) in zip(axes, panels):
+        draw_rows(ax, measured, key, label)
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    bottom = (0.35 + 0.18 * legend_rows) / height
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, title=BAND, title_fontsize=8)
+    fig.suptitle(f"{space}: the searches epoch by epoch (the eigenvalue where measured)", fontsize=11)
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
+    return save_figure(fig, path)
 
 
-def save_plots(report: Report, out_dir: Path) -> list[Path]:
-    """Per searcher/space/preset group (its lowest seed): alphas and cells; per space: validation metric
-    and dominant eigenvalue over epochs. Plots whose data no record has are not drawn."""
+def save_plots(report: Report, out_dir: Path, seed: int | None = None) -> list[Path]:
+    """Per space: the curves (and the study figure where there is ground truth); per run of every row (or
+    only seed ``seed``): its alphas and cells. Plots whose data no record has are not drawn."""
     out_dir = Path(out_dir)
     written: list[Path | None] = []
-    for space_name in report.tables:
-        records = [r for r in report.records if r.space == space_name]
-        space = _space(space_name)
+    for space_name, rows in report.tables.items():
+        space = space_of(space_name)
         ops = list(space.ops) if space is not None else []
         skip_ops = space.skip_ops if space is not None else ()
-        firsts: dict[tuple[str, str], RunRecord] = {}
-        for record in sorted(records, key=lambda r: r.seed):
-            firsts.setdefault((record.searcher, record.preset), record)
-        for (searcher, preset), record in sorted(firsts.items()):
-            stem = f"{space_name}_{searcher}_{preset}_seed{record.seed}"
-            written.append(plot_alphas(record, ops, skip_ops, out_dir / f"{stem}_alphas.png"))
-            written.append(plot_cells(record, ops, skip_ops, out_dir / f"{stem}_cells.png"))
         ppl = report.metric[space_name] == "ppl"
-        key, label = ("val_ppl", "validation perplexity") if ppl else ("val_acc", "validation accuracy (%)")
+        key, label = ("val_ppl", "search val perplexity") if ppl else ("val_acc", "search val accuracy (%)")
+        what = "the supernet's, or the best sample's for random search, on the architecture split"
         written.append(
-            plot_curves(
-                records,
-                key,
-                label,
-                f"{space_name}: supernet {label} on the arch. split",
-                out_dir / f"{space_name}_{key}.png",
-            )
+            plot_curves(rows, key, label, f"{space_name}: {label} ({what})", out_dir / f"{space_name}_{key}.png")
         )
         written.append(
             plot_curves(
-                records,
+                rows,
                 EIG_KEY,
                 "dominant Hessian eigenvalue",
-                f"{space_name}: dominant eigenvalue of the arch. Hessian (rising: collapse)",
+                f"{space_name}: dominant eigenvalue of the Hessian w.r.t. alpha (rising: collapse)",
                 out_dir / f"{space_name}_{EIG_KEY}.png",
-            )
+            )  # fmt: skip
         )
+        written.append(plot_study(rows, space_name, out_dir / f"{space_name}_study.png"))
+        for row in (r for r in rows if r.source == "measured"):
+            tag = f"_{row.settings}".replace(", ", "_").replace("=", "-") if row.settings else ""
+            for record in row.records:
+                if seed is not None and record.seed != seed:
+                    continue
+                stem = f"{space_name}_{row.searcher}{tag}_{row.preset}_seed{record.seed}"
+                written.append(plot_alphas(record, ops, skip_ops, out_dir / f"{stem}_alphas.png"))
+                written.append(plot_cells(record, ops, skip_ops, out_dir / f"{stem}_cells.png"))
     return [path for path in written if path is not None]

@@ -65,10 +65,14 @@ def device_name(device: torch.device) -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return f"CPU {line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+                return f"CPU {line.split(':', 1)[1].strip()} ({_threads()})"
     except OSError:
         pass
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"CPU {platform.processor() or platform.machine()} ({_threads()})"
+
+
+def _threads() -> str:
+    return f"{torch.get_num_threads()} threads"  # one wording for every count, so that records group alike
 
 
 def provenance(device: torch.device) -> dict[str, Any]:

@@ -1,10 +1,18 @@
-"""From run records to table rows: load record files and folders, group by searcher x space x preset,
-and summarise each group over its seeds (mean, sample std, bootstrap CI), beside the published rows."""
+"""From run records to table rows.
+
+Records are read from files and folders; a damaged or foreign one is named in a footnote and the rest go on.
+A row is a set of completed search runs that ran the same thing: the same space, searcher and preset, the same
+resolved settings (budget, optimisers, every ``--set``), on the same device, and evaluated (or not) under the
+same evaluation preset. Every column of a row summarises exactly those runs, one run per seed: two records of
+the same cell and seed (a rerun, a copied folder) count once, the newest completed one. Rows of one method that
+differ in settings name the settings they differ in. ``group_by`` pools rows on purpose, with a footnote.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,18 +23,20 @@ from nasbench.errors import UserError
 from nasbench.metrics import stats
 from nasbench.metrics.collapse import skip_count
 from nasbench.published import PUBLISHED, PublishedRow
-from nasbench.registry import SPACES
+from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import STATUSES, RunRecord
+from nasbench.rundir import EVAL_KIND, RECORD, RunFolder
 
-RECORD_NAME = "record.json"
-EVAL = "eval"  # searcher name of evaluation records (nasbench eval), whose results are copied into search records
 EIG_KEY = "hessian_eig"  # per-epoch dominant Hessian eigenvalue (collapse metrics)
 SKIP_KEYS = ("skip_count", "skip_count_normal")  # skips in the derived primary cell (the older records' name)
+TRUTH_KEYS = ("true_test_acc", "true_test_acc_cifar100", "true_test_acc_imagenet16_120")
+GROUP_FIELDS = ("space", "searcher", "preset", "settings", "device", "evaluation")
+NUMBER_METRICS = ("search_device_hours", "peak_mem_mib", "val_acc", "val_ppl", "test_acc", "test_ppl")
 
 
 @dataclass(frozen=True)
 class Summary:
-    """A quantity over seeds: mean, sample std (NaN for one seed), 95% bootstrap CI, number of seeds."""
+    """A quantity over seeds: mean, sample std (NaN for one seed), 95% bootstrap CI (NaN for one seed), n."""
 
     mean: float
     std: float
@@ -35,12 +45,12 @@ class Summary:
     n: int
 
 
-def summarize(values: list[float | None]) -> Summary | None:
-    present = [v for v in values if v is not None and math.isfinite(v)]
+def summarize(values: Iterable[float | None]) -> Summary | None:
+    present = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not present:
         return None
     array = np.asarray(present, dtype=float)  # [seeds]
-    low, high = stats.bootstrap_ci(array)
+    low, high = stats.bootstrap_ci(array) if len(present) > 1 else (np.array([math.nan]), np.array([math.nan]))
     return Summary(
         float(stats.mean(array)[0]), float(stats.sample_std(array)[0]), float(low[0]), float(high[0]), len(present)
     )
@@ -48,66 +58,55 @@ def summarize(values: list[float | None]) -> Summary | None:
 
 @dataclass
 class Row:
-    """One line of a table: a measured group of seeds, or a published result."""
+    """One line of a table: a measured set of runs (one per seed), or a published result."""
 
     space: str
     searcher: str
-    label: str
+    label: str  # the method as a paper names it
     source: str  # "measured" or "published"
     preset: str | None = None
-    score: Summary | None = None  # test error % (acc spaces) or perplexity (ppl spaces)
-    score_from: str = ""  # "test", "search val" (no evaluation was run) or "published"
-    true_test_acc: Summary | None = None  # nb201: ground-truth test accuracy %
+    settings: str = ""  # the settings this row differs in from the method's other rows
+    seeds: int = 0
+    test_score: Summary | None = None  # test error % (acc spaces) or test perplexity (ppl spaces)
+    eval_preset: str | None = None  # the evaluation's preset, when there was one
+    val_score: Summary | None = None  # the search's own validation error % or perplexity
+    truth: dict[str, Summary] = field(default_factory=dict)  # ground truth of the returned cells (nb201)
+    best_val_truth: Summary | None = None  # ground truth of the cells the validation score ranks best
     params_m: float | None = None
-    cost_days: float | None = None  # search cost per run, device-days
+    cost_days: Summary | None = None  # search cost per run, device-days
     cost_unit: str = ""  # "GPU" or "CPU"
-    peak_mem_mib: float | None = None  # largest over seeds
-    skip_count: float | None = None  # mean over seeds, the returned genotype's primary cell
-    final_eig: float | None = None  # mean over seeds, last epoch's dominant Hessian eigenvalue
+    peak_mem_mib: float | None = None  # largest over the runs
+    skip_count: Summary | None = None  # skips in the returned genotype's primary cell
+    final_eig: Summary | None = None  # last measured dominant Hessian eigenvalue
     device: str = ""
     note: int | None = None  # footnote number (published rows)
-    non_finite: int = 0  # seeds whose final score is NaN or infinite (left out of ``score``)
+    non_finite: int = 0  # runs whose final score is NaN or infinite (left out of the scores)
+    records: list[RunRecord] = field(default_factory=list)
 
 
 @dataclass
 class Report:
     tables: dict[str, list[Row]]  # space -> rows
     metric: dict[str, str]  # space -> "acc" or "ppl"
-    notes: list[str] = field(default_factory=list)  # numbered footnotes, [1] first
-    left_out: Counter[str] = field(default_factory=Counter)  # status -> count, for runs not completed
+    notes: list[str] = field(default_factory=list)  # numbered footnotes of the published rows, [1] first
+    remarks: list[str] = field(default_factory=list)  # further footnotes (pooling, duplicates, left out, ...)
     problems: list[str] = field(default_factory=list)  # unreadable files and empty folders
-    evaluations: int = 0  # evaluation records seen; their results are read from the search records
-    records: list[RunRecord] = field(default_factory=list)  # the completed records in the tables
+    records: list[RunRecord] = field(default_factory=list)  # the runs in the tables
 
     def footnotes(self) -> list[str]:
         lines = [f"[{i}] {text}" for i, text in enumerate(self.notes, start=1)]
-        if any(r.score_from == "search val" for rows in self.tables.values() for r in rows):
-            lines.append("val: no evaluation was run; the score is the supernet's on the search's own validation split")
-        if self.left_out:
-            kinds = ", ".join(f"{n} {status}" for status, n in sorted(self.left_out.items()))
-            lines.append(f"{sum(self.left_out.values())} run(s) left out, not completed: {kinds}")
-        if self.evaluations:
-            lines.append(
-                f"{self.evaluations} evaluation record(s) not listed on their own: nasbench eval copies "
-                "test results into the search record it evaluated"
-            )
-        diverged = [r for rows in self.tables.values() for r in rows if r.non_finite]
-        if diverged:
-            groups = ", ".join(f"{r.space} {r.label} ({r.non_finite})" for r in diverged)
-            lines.append(f"not finite: final scores that are NaN or infinite, left out of the mean: {groups}")
-        lines.extend(f"skipped: {problem}" for problem in self.problems)
-        return lines
+        return lines + self.remarks + [f"skipped: {problem}" for problem in self.problems]
 
 
-def find_record_files(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+def find_record_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     """Record files named directly, or found recursively (``record.json``) in folders; and the problems."""
     files: list[Path] = []
     problems: list[str] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(path.rglob(RECORD_NAME))
+            found = sorted(path.rglob(RECORD))
             if not found:
-                problems.append(f"{path}: no {RECORD_NAME} anywhere under this folder")
+                problems.append(f"{path}: no {RECORD} anywhere under this folder")
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -116,8 +115,8 @@ def find_record_files(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def load_records(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
-    """Every readable record; a damaged or foreign file becomes a problem line and does not stop the rest."""
+def load_records(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, RunRecord]], list[str]]:
+    """Every readable, well-formed record with its path; the others become problem lines."""
     files, problems = find_record_files(paths)
     records = []
     for path in files:
@@ -126,106 +125,171 @@ def load_records(paths: list[str | Path]) -> tuple[list[RunRecord], list[str]]:
         except UserError as exc:
             problems.append(str(exc))
             continue
-        shape = _shape_problem(record)
+        shape = shape_problem(record)
         if shape:
             problems.append(f"{path}: {shape}")
         else:
-            records.append(record)
+            records.append((path, record))
     if not records:
         raise UserError("no run record could be read:\n  " + "\n  ".join(problems or ["(no input)"]))
     return records, problems
 
 
-def _shape_problem(record: RunRecord) -> str | None:
+def shape_problem(record: RunRecord) -> str | None:
     """What makes a record that loaded unusable for a table, or None."""
     if record.status not in STATUSES:
         return f"unknown status {record.status!r} (known: {', '.join(STATUSES)})"
-    if not isinstance(record.metrics, dict) or not isinstance(record.provenance, dict):
-        return "'metrics' and 'provenance' must be objects"
+    if not all(isinstance(x, str) for x in (record.searcher, record.space, record.preset)):
+        return "'searcher', 'space' and 'preset' must be text"
+    if not isinstance(record.seed, int) or isinstance(record.seed, bool):
+        return "'seed' must be a whole number"
+    for name in ("metrics", "provenance", "config"):
+        if not isinstance(getattr(record, name), dict):
+            return f"'{name}' must be an object"
     if not isinstance(record.epochs, list) or not all(isinstance(e, dict) and "epoch" in e for e in record.epochs):
         return "'epochs' must be a list of objects, each with its 'epoch' number"
-    numbers = ("search_device_hours", "peak_mem_mib", "val_acc", "val_ppl", "test_acc", "test_ppl")
-    wrong = [k for k in numbers if k in record.metrics and not isinstance(record.metrics[k], (int, float))]
-    return f"metrics {wrong} must be numbers" if wrong else None
+    wrong = [k for k in NUMBER_METRICS if k in record.metrics and not _is_number(record.metrics[k])]
+    if wrong:
+        return f"metrics {wrong} must be numbers"
+    bad_epochs = [
+        e["epoch"] for e in record.epochs for k in ("val_acc", "val_ppl", EIG_KEY) if k in e and not _is_number(e[k])
+    ]
+    return f"epochs {sorted(set(map(str, bad_epochs)))} hold values that are not numbers" if bad_epochs else None
 
 
-def _lookup(record: RunRecord, key: str) -> Any:
-    """A result by name: the record's metrics, an ``eval`` section of them, else the last epoch having it."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def lookup(record: RunRecord, key: str) -> Any:
+    """A result by name: the record's metrics, else the last epoch having it."""
     if key in record.metrics:
         return record.metrics[key]
-    evaluation = record.metrics.get("eval")
-    if isinstance(evaluation, dict) and key in evaluation:
-        return evaluation[key]
     for epoch in reversed(record.epochs):
         if key in epoch:
             return epoch[key]
     return None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
+
+
 def metric_kind(record: RunRecord) -> str:
-    if any(_lookup(record, key) is not None for key in ("val_ppl", "test_ppl")):
-        return "ppl"
-    return "acc"
+    try:
+        return str(SPACES.get(record.space).metric)
+    except Exception:  # a space that is not installed here
+        return "ppl" if any(lookup(record, k) is not None for k in ("val_ppl", "test_ppl")) else "acc"
 
 
-def _score(record: RunRecord, kind: str) -> tuple[float | None, str]:
+def scores(record: RunRecord, kind: str) -> tuple[float | None, float | None]:
+    """(test score, search validation score) in the table's unit: error % (acc) or perplexity (ppl)."""
     if kind == "ppl":
-        test, val = _lookup(record, "test_ppl"), _lookup(record, "val_ppl")
-    else:
-        test_acc, val_acc = _lookup(record, "test_acc"), _lookup(record, "val_acc")
-        test = None if test_acc is None else 100.0 - test_acc
-        val = None if val_acc is None else 100.0 - val_acc
-    if test is not None:
-        return float(test), "test"
-    return (None, "") if val is None else (float(val), "search val")
+        return _number(lookup(record, "test_ppl")), _number(lookup(record, "val_ppl"))
+    test, val = _number(record.metrics.get("test_acc")), _number(lookup(record, "val_acc"))
+    return (None if test is None else 100.0 - test), (None if val is None else 100.0 - val)
 
 
-def _skip_count(record: RunRecord) -> float | None:
+def skips(record: RunRecord) -> float | None:
     """Skips in the returned genotype's primary cell, counted as the space defines them."""
-    if record.genotype is None:
-        return None
     try:
         space = SPACES.get(record.space)()
-        genotype = space.parse_genotype(record.genotype)
+        genotype = space.parse_genotype(record.genotype or "")
     except Exception:  # a space that is not installed, or a genotype it cannot read: the stored count
-        return next((_lookup(record, key) for key in SKIP_KEYS if _lookup(record, key) is not None), None)
+        return next((_number(lookup(record, k)) for k in SKIP_KEYS if lookup(record, k) is not None), None)
     return float(skip_count(genotype, space.skip_ops, space.primary_cell))
 
 
-def _cost_unit(record: RunRecord) -> str:
+def final_eigenvalue(record: RunRecord) -> float | None:
+    measured = [e[EIG_KEY] for e in record.epochs if _is_number(e.get(EIG_KEY))]
+    return float(measured[-1]) if measured else None
+
+
+def flat_settings(record: RunRecord) -> dict[str, Any]:
+    """``section.key`` -> value of the record's resolved configuration (train, space, searcher) and its data."""
+    out: dict[str, Any] = {"data": record.config.get("data")}
+    for section in ("train", "space_config", "searcher_config"):
+        values = record.config.get(section, {})
+        if isinstance(values, dict):
+            out.update({f"{section.removesuffix('_config')}.{k}": _hashable(v) for k, v in values.items()})
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(map(_hashable, value)) if isinstance(value, list) else value
+
+
+def cost_unit(record: RunRecord) -> str:
     return "GPU" if str(record.provenance.get("device", "cpu")).startswith("cuda") else "CPU"
 
 
-def _mean(values: list[Any]) -> float | None:
-    summary = summarize([None if v is None else float(v) for v in values])
-    return None if summary is None else summary.mean
+def group_key(record: RunRecord, group_by: Sequence[str]) -> tuple[Any, ...]:
+    values = {
+        "space": record.space,
+        "searcher": record.searcher,
+        "preset": record.preset,
+        "settings": tuple(sorted(flat_settings(record).items(), key=lambda kv: kv[0])),
+        "device": (cost_unit(record), str(record.provenance.get("device_name", "?"))),
+        "evaluation": record.metrics.get("eval_preset")
+        if "test_acc" in record.metrics or "test_ppl" in record.metrics
+        else None,
+    }
+    return tuple(values[name] for name in ("space", *[f for f in GROUP_FIELDS[1:] if f in group_by]))
 
 
-def measured_row(records: list[RunRecord], kind: str) -> Row:
-    """The row of one group (same space, searcher, preset and device kind), one record per seed."""
+def deduplicate(records: list[tuple[Path, RunRecord]]) -> tuple[list[RunRecord], int]:
+    """One record per cell and seed (same space, searcher, preset, settings, device): the newest completed."""
+    cells: dict[tuple[Any, ...], list[RunRecord]] = defaultdict(list)
+    for _, record in records:
+        cells[(*group_key(record, GROUP_FIELDS[:-1]), record.seed)].append(record)
+    kept = [max(group, key=lambda r: str(r.finished_at or r.started_at)) for group in cells.values()]
+    return kept, sum(len(group) - 1 for group in cells.values())
+
+
+def method_label(searcher: str) -> str:
+    try:
+        return str(getattr(SEARCHERS.get(searcher), "label", "") or searcher)
+    except Exception:  # a searcher that is not installed here
+        return searcher
+
+
+def differing(rows: list[list[RunRecord]]) -> list[str]:
+    """For each group of one method, the settings it differs in from the method's other groups."""
+    settings = [flat_settings(group[0]) for group in rows]
+    keys = sorted({k for s in settings for k in s if len({repr(t.get(k)) for t in settings}) > 1})
+    return [", ".join(f"{k.split('.', 1)[-1]}={s.get(k)}" for k in keys) for s in settings]
+
+
+def measured_row(records: list[RunRecord], kind: str, settings: str) -> Row:
+    """The row of one group of runs, each column over all of them."""
     first = records[0]
-    scores = [_score(r, kind) for r in records]
-    sources = {source for value, source in scores if value is not None}
-    hours = [_lookup(r, "search_device_hours") for r in records]
-    peaks = [v for v in (_lookup(r, "peak_mem_mib") for r in records) if v is not None]
+    pairs = [scores(r, kind) for r in records]
+    hours = [_number(lookup(r, "search_device_hours")) for r in records]
+    peaks = [v for v in (_number(lookup(r, "peak_mem_mib")) for r in records) if v is not None]
+    params = [_number(lookup(r, "eval_params_m")) or _number(lookup(r, "params_m")) for r in records]
+    devices = sorted({str(r.provenance.get("device_name", "?")) for r in records})
     return Row(
         space=first.space,
         searcher=first.searcher,
-        label=first.searcher,
+        label=method_label(first.searcher),
         source="measured",
         preset=first.preset,
-        # a group mixing evaluated and unevaluated seeds uses only its test scores
-        score=summarize([v for v, s in scores if s == ("test" if "test" in sources else "search val")]),
-        score_from="test" if "test" in sources else ("search val" if sources else ""),
-        true_test_acc=summarize([_lookup(r, "true_test_acc") for r in records]),
-        params_m=_mean([_lookup(r, "params_m") or _lookup(r, "eval_params_m") for r in records]),
-        cost_days=_mean([None if h is None else h / 24.0 for h in hours]),
-        cost_unit=_cost_unit(first),
+        settings=settings,
+        seeds=len(records),
+        test_score=summarize(t for t, _ in pairs),
+        eval_preset=first.metrics.get("eval_preset") if any(t is not None for t, _ in pairs) else None,
+        val_score=summarize(v for _, v in pairs),
+        truth={k: s for k in TRUTH_KEYS if (s := summarize(_number(lookup(r, k)) for r in records)) is not None},
+        best_val_truth=summarize(_number(r.metrics.get("best_val_true_test_acc")) for r in records),
+        params_m=summarize(params).mean if summarize(params) else None,
+        cost_days=summarize(None if h is None else h / 24.0 for h in hours),
+        cost_unit=cost_unit(first),
         peak_mem_mib=max(peaks) if peaks else None,
-        skip_count=_mean([_skip_count(r) for r in records]),
-        final_eig=_mean([_lookup(r, EIG_KEY) for r in records]),
-        device=", ".join(sorted({str(r.provenance.get("device_name", "?")) for r in records})),
-        non_finite=sum(value is not None and not math.isfinite(value) for value, _ in scores),
+        skip_count=summarize(skips(r) for r in records),
+        final_eig=summarize(final_eigenvalue(r) for r in records),
+        device=" / ".join(devices),
+        non_finite=sum(any(v is not None and not math.isfinite(v) for v in pair) for pair in pairs),
+        records=records,
     )
 
 
@@ -234,53 +298,107 @@ def published_row(pub: PublishedRow, note: int) -> Row:
         nan = float("nan")
         return None if mean is None else Summary(mean, nan if std is None else std, nan, nan, 0)
 
+    truth = {
+        "true_test_acc": fixed(pub.true_test_acc, pub.true_test_acc_std),
+        "true_test_acc_cifar100": fixed(pub.true_test_acc_cifar100, pub.true_test_acc_cifar100_std),
+        "true_test_acc_imagenet16_120": fixed(pub.true_test_acc_imagenet16_120, pub.true_test_acc_imagenet16_120_std),
+    }
+    settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in pub.settings.items())
     return Row(
         space=pub.space,
         searcher=pub.searcher,
         label=pub.label,
         source="published",
-        score=fixed(pub.score, pub.score_std),
-        score_from="published" if pub.score is not None else "",
-        true_test_acc=fixed(pub.true_test_acc, pub.true_test_acc_std),
+        settings=settings,
+        test_score=fixed(pub.score, pub.score_std),
+        eval_preset="paper" if pub.score is not None else None,
+        truth={k: v for k, v in truth.items() if v is not None},
         params_m=pub.params_m,
-        cost_days=pub.search_gpu_days,
+        cost_days=fixed(pub.search_gpu_days, None),
         cost_unit="GPU",
         device=pub.hardware,
         note=note,
     )
 
 
-def build_report(paths: list[str | Path], published: tuple[PublishedRow, ...] | None = None) -> Report:
-    """Load the records under ``paths`` and build one table per space that has a completed run."""
-    records, problems = load_records(paths)
-    published = PUBLISHED if published is None else published
-    searches = [r for r in records if r.searcher != EVAL]
-    completed = [r for r in searches if r.status == "completed"]
-    left_out = Counter(r.status for r in searches if r.status != "completed")
+def build_report(
+    paths: Sequence[str | Path],
+    published: Sequence[PublishedRow] | None = None,
+    group_by: Sequence[str] = GROUP_FIELDS,
+) -> Report:
+    """Load the records under ``paths`` and build one table per space that has a completed search run."""
+    unknown = sorted(set(group_by) - set(GROUP_FIELDS))
+    if unknown:
+        raise UserError(f"--group-by {', '.join(unknown)}: choose from {', '.join(GROUP_FIELDS)}")
+    loaded, problems = load_records(paths)
+    searches = [(p, r) for p, r in loaded if r.searcher != EVAL_KIND]
+    completed = [(p, r) for p, r in searches if r.status == "completed"]
+    report = Report({}, {}, problems=problems)
+    left_out = Counter(
+        "stale (its process is gone)" if RunFolder(p.parent).is_stale(r) else r.status
+        for p, r in searches
+        if r.status != "completed"
+    )
     if not completed:
         kinds = [f"{n} {status}" for status, n in sorted(left_out.items())]
-        kinds += [f"{len(records) - len(searches)} evaluation record(s)"] if len(searches) < len(records) else []
+        if len(searches) < len(loaded):
+            kinds.append(f"{len(loaded) - len(searches)} evaluation record(s)")
         raise UserError(
-            f"no completed search run among the {len(records)} record(s) ({', '.join(kinds)}); nothing to tabulate"
+            f"no completed search run among the {len(loaded)} record(s) ({', '.join(kinds)}); nothing to tabulate"
         )
-    groups: dict[tuple[str, str, str, str], list[RunRecord]] = defaultdict(list)
-    for record in completed:
-        groups[(record.space, record.searcher, record.preset, _cost_unit(record))].append(record)
-    report = Report({}, {}, left_out=left_out, problems=problems, records=completed)
-    report.evaluations = len(records) - len(searches)
-    for space in sorted({key[0] for key in groups}):
-        keys = sorted(key for key in groups if key[0] == space)
-        report.metric[space] = metric_kind(groups[keys[0]][0])
+    records, duplicates = deduplicate(completed)
+    report.records = records
+    groups: dict[tuple[Any, ...], list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[group_key(record, group_by)].append(record)
+    published = PUBLISHED if published is None else published
+    for space in sorted({r.space for r in records}):
+        keys = sorted((k for k in groups if k[0] == space), key=repr)
+        kind = metric_kind(groups[keys[0]][0])
+        report.metric[space] = kind
+        by_method: dict[str, list[list[RunRecord]]] = defaultdict(list)
+        for key in keys:
+            by_method[groups[key][0].searcher].append(sorted(groups[key], key=lambda r: r.seed))
         rows = [published_row(pub, _note(report, pub)) for pub in published if pub.space == space]
-        rows += [measured_row(sorted(groups[key], key=lambda r: r.seed), report.metric[space]) for key in keys]
+        for method_groups in by_method.values():
+            rows += [measured_row(g, kind, s) for g, s in zip(method_groups, differing(method_groups))]
         order = list(dict.fromkeys(row.searcher for row in rows))  # published methods first, in paper order
-        rows.sort(key=lambda row: (order.index(row.searcher), row.source != "published", row.preset or ""))
+        rows.sort(
+            key=lambda row: (order.index(row.searcher), row.source != "published", row.preset or "", row.settings)
+        )
         report.tables[space] = rows
+    _remarks(report, group_by, duplicates, left_out, len(loaded) - len(searches))
     return report
 
 
+def _remarks(
+    report: Report, group_by: Sequence[str], duplicates: int, left_out: Counter[str], evaluations: int
+) -> None:
+    pooled = [f for f in GROUP_FIELDS[1:] if f not in group_by]
+    if pooled:
+        report.remarks.append(f"pooled on purpose (--group-by): rows may mix runs of different {', '.join(pooled)}")
+    if duplicates:
+        report.remarks.append(
+            f"{duplicates} record(s) repeated a seed of the same cell; the newest completed one counts"
+        )
+    if left_out:
+        kinds = ", ".join(f"{n} {status}" for status, n in sorted(left_out.items()))
+        report.remarks.append(f"{sum(left_out.values())} run(s) left out, not completed: {kinds}")
+    if evaluations:
+        report.remarks.append(
+            f"{evaluations} evaluation record(s) not listed on their own: nasbench eval copies test results into "
+            "the search record it evaluated"
+        )
+    diverged = [r for rows in report.tables.values() for r in rows if r.non_finite]
+    if diverged:
+        groups = ", ".join(f"{r.space} {r.searcher} ({r.non_finite})" for r in diverged)
+        report.remarks.append(
+            f"not finite: runs whose final scores are NaN or infinite, left out of the scores: {groups}"
+        )
+
+
 def _note(report: Report, pub: PublishedRow) -> int:
-    text = f"{pub.paper}; {pub.hardware}; search cost {pub.cost_convention}"
+    text = f"{pub.paper}; {pub.hardware}; search cost {pub.cost_convention}; checked: {pub.checked or 'the paper'}"
     if text not in report.notes:
         report.notes.append(text)
     return report.notes.index(text) + 1

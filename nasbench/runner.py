@@ -33,6 +33,7 @@ from nasbench.rundir import (
     track_status,
 )
 from nasbench.searchers.base import Searcher
+from nasbench.searchers.mixers import ExpectedMixer
 from nasbench.spaces.base import SearchSpace
 
 SYNC_EVERY = 10  # steps between host syncs (progress bar, NaN check)
@@ -122,7 +123,10 @@ class Run:
         )
         fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
         model, weights = self.searcher.model, self.searcher.arch_weights()
-        return epoch_collapse_stats(model, weights, genotype, previous, text, fixed, epoch, settings, self.space)
+        if model is None:
+            return epoch_collapse_stats(None, None, genotype, previous, text, fixed, epoch, settings, self.space)
+        with model.mixed_by(ExpectedMixer(model.mixer)):  # a sampling method: its expected supernet
+            return epoch_collapse_stats(model, weights, genotype, previous, text, fixed, epoch, settings, self.space)
 
     def execute(self, start_epoch: int) -> RunRecord:
         record, epochs = self.record, self.searcher.epochs()

@@ -1,95 +1,194 @@
-"""Rendering only: a Report's rows as markdown (tabulate), LaTeX (booktabs rules) or CSV (pandas)."""
+"""Rendering only: a Report's rows as markdown (tabulate), LaTeX (booktabs) or CSV (pandas), through one
+column spec, with ``--columns`` choosing which, and the pairwise comparison of methods where a space has
+ground truth."""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from nasbench.errors import UserError
+from nasbench.metrics.stats import bootstrap_difference_ci
 from nasbench.registry import SPACES
 from nasbench.report import Report, Row, Summary
 
 FORMATS = ("md", "tex", "csv")
 MISSING = "-"
-
-
-def score_header(metric: str) -> str:
-    return "test perplexity" if metric == "ppl" else "test error (%)"
+DATASETS = {
+    "true_test_acc": "CIFAR-10",
+    "true_test_acc_cifar100": "CIFAR-100",
+    "true_test_acc_imagenet16_120": "ImageNet16-120",
+}
 
 
 def _present(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _spread(summary: Summary | None, pm: str) -> str:
+def fmt_number(value: float | None, kind: str) -> str:
+    """Sensible digits: percentages 2 decimals, perplexities 1 (3 significant digits past 10^4), days up to 4
+    decimals (``<0.0001`` below), memory whole MiB, eigenvalues 3 significant digits."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    if kind == "ppl":
+        return f"{value:.1f}" if abs(value) < 1e4 else f"{value:.3g}"
+    if kind == "days":
+        if value == 0:
+            return "0"
+        return (
+            "<0.0001" if abs(value) < 1e-4 else f"{value:.4f}".rstrip("0").rstrip(".") if value < 1 else f"{value:.2f}"
+        )
+    if kind == "mib":
+        return f"{value:.0f}"
+    if kind == "g":
+        return f"{value:.3g}"
+    return f"{value:.2f}"
+
+
+def spread(summary: Summary | None, kind: str, pm: str) -> str:
     if summary is None:
         return MISSING
-    text = f"{summary.mean:.2f}"
-    return text + (f" {pm} {summary.std:.2f}" if _present(summary.std) else "")
+    text = fmt_number(summary.mean, kind)
+    return text + (f" {pm} {fmt_number(summary.std, kind)}" if _present(summary.std) else "")
 
 
-def _num(value: float | None, fmt: str) -> str:
-    return format(value, fmt) if value is not None and _present(value) else MISSING
+@dataclass(frozen=True)
+class Column:
+    name: str  # for --columns
+    header: Callable[[str, str], str]  # (space, metric) -> header text
+    cell: Callable[[Row, str, str], str]  # (row, metric, plus-minus sign) -> text
+    shown: Callable[[list[Row]], bool]  # whether a table of these rows has anything in it
+    numeric: bool = True
 
 
-def _has_true_acc(space: str, rows: list[Row]) -> bool:
-    return any(row.true_test_acc is not None for row in rows)
+def _score_kind(metric: str) -> str:
+    return "ppl" if metric == "ppl" else "pct"
 
 
-def _primary_cell(space: str) -> str:
+def _test_cell(row: Row, metric: str, pm: str) -> str:
+    text = spread(row.test_score, _score_kind(metric), pm)
+    return text if row.eval_preset in (None, "paper") or row.test_score is None else f"{text} ({row.eval_preset} eval)"
+
+
+def _skips_header(space: str) -> str:
     try:
-        return SPACES.get(space).primary_cell
+        cell = str(SPACES.get(space).primary_cell)
     except Exception:  # a space that is not installed here
-        return "primary"
+        cell = "primary"
+    return "skips (cell)" if cell == "cell" else f"skips ({cell} cell)"
 
 
-def header(space: str, metric: str, rows: list[Row]) -> list[str]:
-    names = ["architecture", "source", "preset", score_header(metric), "seeds"]
-    if _has_true_acc(space, rows):
-        names.append("true test acc (%)")
-    return names + [
-        "params (M)",
-        "search cost (days/run)",
-        "peak mem (MiB)",
-        f"skips ({_primary_cell(space)} cell)",
-        "final Hessian eig",
-        "device",
-    ]
+def _truth_column(key: str, name: str) -> Column:
+    return Column(
+        name,
+        lambda space, metric: f"true test acc {DATASETS[key]} (%)",
+        lambda row, metric, pm: spread(row.truth.get(key), "pct", pm),
+        lambda rows: any(key in row.truth for row in rows),
+    )
 
 
-def cells(space: str, row: Row, rows: list[Row], pm: str = "±") -> list[str]:
-    """A row as display strings; ``pm`` is the plus-minus sign of the output format."""
-    label = row.label + (f" [{row.note}]" if row.note else "")
-    score = _spread(row.score, pm) + (" (val)" if row.score_from == "search val" else "")
-    out = [label, row.source, row.preset or MISSING, score, str(row.score.n) if row.score and row.score.n else MISSING]
-    if _has_true_acc(space, rows):
-        out.append(_spread(row.true_test_acc, pm))
-    cost = f"{row.cost_days:.3g} {row.cost_unit}" if _present(row.cost_days) else MISSING
-    return out + [
-        _num(row.params_m, ".2f"),
-        cost,
-        _num(row.peak_mem_mib, ".0f"),
-        _num(row.skip_count, ".1f"),
-        _num(row.final_eig, ".3g"),
-        row.device or MISSING,
-    ]
+COLUMNS: tuple[Column, ...] = (
+    Column("method", lambda s, m: "method", lambda r, m, pm: r.label + (f" [{r.note}]" if r.note else ""),
+           lambda rows: True, numeric=False),
+    Column("source", lambda s, m: "source", lambda r, m, pm: r.source, lambda rows: True, numeric=False),
+    Column("preset", lambda s, m: "preset", lambda r, m, pm: r.preset or MISSING, lambda rows: True, numeric=False),
+    Column("settings", lambda s, m: "settings", lambda r, m, pm: r.settings or MISSING,
+           lambda rows: any(r.settings for r in rows), numeric=False),
+    Column("seeds", lambda s, m: "seeds", lambda r, m, pm: str(r.seeds) if r.seeds else MISSING, lambda rows: True),
+    Column("test", lambda s, m: "test perplexity" if m == "ppl" else "test error (%)", _test_cell,
+           lambda rows: any(r.test_score for r in rows)),
+    Column("val", lambda s, m: "search val perplexity" if m == "ppl" else "search val error (%)",
+           lambda r, m, pm: spread(r.val_score, _score_kind(m), pm), lambda rows: any(r.val_score for r in rows)),
+    _truth_column("true_test_acc", "true_acc"),
+    Column("best_val_true_acc", lambda s, m: "true acc, best val epoch (%)",
+           lambda r, m, pm: spread(r.best_val_truth, "pct", pm), lambda rows: any(r.best_val_truth for r in rows)),
+    _truth_column("true_test_acc_cifar100", "true_acc_c100"),
+    _truth_column("true_test_acc_imagenet16_120", "true_acc_in16"),
+    Column("params", lambda s, m: "params (M)", lambda r, m, pm: fmt_number(r.params_m, "pct"),
+           lambda rows: any(_present(r.params_m) for r in rows)),
+    Column("cost", lambda s, m: "search cost (days)", lambda r, m, pm: _cost_cell(r),
+           lambda rows: any(r.cost_days for r in rows)),
+    Column("memory", lambda s, m: "peak mem (MiB)", lambda r, m, pm: fmt_number(r.peak_mem_mib, "mib"),
+           lambda rows: any(_present(r.peak_mem_mib) for r in rows)),
+    Column("skips", lambda s, m: _skips_header(s), lambda r, m, pm: spread(r.skip_count, "g", pm),
+           lambda rows: any(r.skip_count for r in rows)),
+    Column("eig", lambda s, m: "final Hessian eig", lambda r, m, pm: spread(r.final_eig, "g", pm),
+           lambda rows: any(r.final_eig for r in rows)),
+    Column("device", lambda s, m: "device", lambda r, m, pm: r.device or MISSING, lambda rows: True, numeric=False),
+)  # fmt: skip
+COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 
 
-def title(space: str, metric: str, rows: list[Row], pm: str = "±") -> str:
-    text = f"{space}: {score_header(metric)}, mean {pm} sample std over seeds (lower is better)"
-    if _has_true_acc(space, rows):
-        text += "; true test acc (%): the benchmark's ground truth for the derived cell (higher is better)"
+def _cost_cell(row: Row) -> str:
+    if row.cost_days is None:
+        return MISSING
+    return f"{fmt_number(row.cost_days.mean, 'days')} {row.cost_unit}"
+
+
+def columns_for(rows: list[Row], chosen: Sequence[str] | None) -> list[Column]:
+    if chosen:
+        unknown = [c for c in chosen if c not in COLUMN_NAMES]
+        if unknown:
+            raise UserError(f"--columns {', '.join(unknown)}: choose from {', '.join(COLUMN_NAMES)}")
+        return [c for c in COLUMNS if c.name in chosen]
+    return [c for c in COLUMNS if c.shown(rows)]
+
+
+def space_title(space: str, metric: str, rows: list[Row], pm: str = "±") -> str:
+    kind = "perplexity" if metric == "ppl" else "error"
+    text = f"{space}: mean {pm} sample std over the seeds of each row; {kind}s lower is better"
+    if any(r.truth for r in rows):
+        text += (
+            "; true test acc: the benchmark's ground truth of the genotype each search returns (its last epoch, or "
+            "DARTS-ES's choice), higher is better"
+        )
     return text
 
 
-def to_markdown(report: Report) -> str:
+def comparison(rows: list[Row], key: str = "true_test_acc") -> list[tuple[str, str, float, float, float]]:
+    """For each pair of measured rows with 2 or more seeds of ground truth: (row a, row b, mean(a) - mean(b),
+    95% bootstrap interval of that difference)."""
+    measured = [r for r in rows if r.source == "measured" and key in r.truth and r.truth[key].n >= 2]
+    values = {
+        id(r): [float(x[key]) for x in (rec.metrics for rec in r.records) if isinstance(x.get(key), (int, float))]
+        for r in measured
+    }
+    out = []
+    for i, a in enumerate(measured):
+        for b in measured[i + 1 :]:
+            low, high = bootstrap_difference_ci(np.asarray(values[id(a)]), np.asarray(values[id(b)]))
+            out.append((row_name(a), row_name(b), a.truth[key].mean - b.truth[key].mean, low, high))
+    return sorted(out, key=lambda t: -abs(t[2]))
+
+
+def row_name(row: Row) -> str:
+    return row.label + (f" ({row.settings})" if row.settings else "")
+
+
+def to_markdown(report: Report, chosen: Sequence[str] | None = None) -> str:
     parts = []
     for space, rows in report.tables.items():
         metric = report.metric[space]
-        table = tabulate([cells(space, r, rows) for r in rows], header(space, metric, rows), tablefmt="github")
-        parts.append(f"## {title(space, metric, rows)}\n\n{table}\n")
+        cols = columns_for(rows, chosen)
+        cells = [[c.cell(r, metric, "±") for c in cols] for r in rows]
+        table = tabulate(cells, [c.header(space, metric) for c in cols], tablefmt="github", disable_numparse=True)
+        parts.append(f"## {space_title(space, metric, rows)}\n\n{table}\n")
+        pairs = comparison(rows)
+        if pairs:
+            lines = [
+                f"- {a} - {b}: {d:+.2f} [{lo:+.2f}, {hi:+.2f}]" + (" *" if lo > 0 or hi < 0 else "")
+                for a, b, d, lo, hi in pairs
+            ]
+            parts.append(
+                f"### {space}: differences of mean true test accuracy (CIFAR-10, percentage points), 95 % bootstrap "
+                "intervals over seeds (* the interval excludes 0)\n\n" + "\n".join(lines) + "\n"
+            )
     notes = report.footnotes()
     if notes:
         parts.append("\n".join(f"- {line}" for line in notes) + "\n")
@@ -97,101 +196,110 @@ def to_markdown(report: Report) -> str:
 
 
 _TEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-}
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\^{}",
+}  # fmt: skip
+PM_MARK = "\x00"  # stands for the plus-minus sign until escaping is done
+NOTE_MARK = re.compile(r" \[(\d+)\]$")
 
 
 def tex_escape(text: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
 
 
-PM_MARK = "\x00"  # stands for the plus-minus sign until escaping is done
+def short_device(name: str) -> str:
+    """A device name short enough for a table column: ``NVIDIA H200`` -> ``H200``, a CPU -> its model and threads."""
+    name = re.sub(r"^NVIDIA ", "", name)
+    cpu = re.match(r"CPU (?:AMD |Intel\(R\) )?(\S+)(?: .*)? \((\d+) threads?\)", name)
+    return f"{cpu[1]} CPU, {cpu[2]} thr." if cpu else name
 
 
-def _tex(text: str) -> str:
-    return tex_escape(text).replace(PM_MARK, r"$\pm$")
+def _tex_cell(text: str) -> str:
+    mark = NOTE_MARK.search(text)
+    body = tex_escape(NOTE_MARK.sub("", text)).replace(PM_MARK, r"$\pm$")
+    return body + (rf"\textsuperscript{{{mark[1]}}}" if mark else "")
 
 
-def to_latex(report: Report) -> str:
-    """One ``table`` per space with booktabs rules (``\\usepackage{booktabs}``), footnotes below each."""
-    notes = r"\\[2pt]".join(tex_escape(line) for line in report.footnotes())
+def to_latex(report: Report, chosen: Sequence[str] | None = None) -> str:
+    """One ``table`` per space: booktabs rules (``\\usepackage{booktabs}``), short device names, a label, and
+    the published rows' footnotes under superscript marks."""
     parts = ["% generated by `python -m nasbench table`; needs \\usepackage{booktabs}"]
     for space, rows in report.tables.items():
         metric = report.metric[space]
-        names = header(space, metric, rows)
-        body = [" & ".join(_tex(c) for c in cells(space, r, rows, PM_MARK)) + r" \\" for r in rows]
+        cols = columns_for(rows, chosen)
+        body = []
+        for row in rows:
+            cells = [c.cell(row, metric, PM_MARK) for c in cols]
+            cells = [short_device(text) if c.name == "device" else text for c, text in zip(cols, cells)]
+            body.append(" & ".join(_tex_cell(text) for text in cells) + r" \\")
+        used = sorted({r.note for r in rows if r.note})
+        notes = r"\\".join(rf"\textsuperscript{{{n}}}{tex_escape(report.notes[n - 1])}" for n in used)
         parts += [
             r"\begin{table}[t]",
-            r"\centering\small",
-            rf"\caption{{{_tex(title(space, metric, rows, PM_MARK))}}}",
-            r"\begin{tabular}{" + "l" * 3 + "r" * (len(names) - 4) + "l}",
+            r"\centering\scriptsize",
+            rf"\caption{{{_tex_cell(space_title(space, metric, rows, PM_MARK))}}}",
+            rf"\label{{tab:{space}}}",
+            r"\begin{tabular}{" + "".join("r" if c.numeric else "l" for c in cols) + "}",
             r"\toprule",
-            " & ".join(tex_escape(n) for n in names) + r" \\",
+            " & ".join(tex_escape(c.header(space, metric)) for c in cols) + r" \\",
             r"\midrule",
             *body,
             r"\bottomrule",
             r"\end{tabular}",
-            rf"\par\footnotesize {notes}" if notes else "",
+            rf"\par\vspace{{2pt}}\tiny {notes}" if notes else "",
             r"\end{table}",
         ]
     return "\n".join(line for line in parts if line) + "\n"
 
 
 def to_frame(report: Report) -> pd.DataFrame:
-    """Every row of every table as numbers (NaN where missing), one line per row."""
+    """Every row of every table as numbers (NaN where missing), one line per row; ``metric`` says what each
+    score column holds."""
 
     def part(summary: Summary | None, name: str) -> float:
         return float("nan") if summary is None else float(getattr(summary, name))
 
     lines = []
     for space, rows in report.tables.items():
+        metric = report.metric[space]
+        unit = "perplexity" if metric == "ppl" else "error (%)"
         for row in rows:
-            lines.append(
-                {
-                    "space": space,
-                    "architecture": row.label,
-                    "searcher": row.searcher,
-                    "source": row.source,
-                    "preset": row.preset,
-                    "metric": score_header(report.metric[space]),
-                    "score_mean": part(row.score, "mean"),
-                    "score_std": part(row.score, "std"),
-                    "score_ci95_low": part(row.score, "ci_low"),
-                    "score_ci95_high": part(row.score, "ci_high"),
-                    "score_from": row.score_from,
-                    "seeds": row.score.n if row.score and row.score.n else None,
-                    "true_test_acc_mean": part(row.true_test_acc, "mean"),
-                    "true_test_acc_std": part(row.true_test_acc, "std"),
-                    "params_m": row.params_m,
-                    "search_cost_days": row.cost_days,
-                    "cost_unit": row.cost_unit,
-                    "peak_mem_mib": row.peak_mem_mib,
-                    "skip_count_normal": row.skip_count,
-                    "final_hessian_eig": row.final_eig,
-                    "device": row.device,
-                    "reference": report.notes[row.note - 1] if row.note else "",
-                }
-            )
+            line = {
+                "space": space, "method": row.label, "searcher": row.searcher, "source": row.source,
+                "preset": row.preset, "settings": row.settings, "seeds": row.seeds or None,
+                "metric": f"test {unit} (evaluated at the {row.eval_preset} preset); search val {unit}"
+                if row.eval_preset else f"search val {unit}",
+            }  # fmt: skip
+            for prefix, summary in (("test", row.test_score), ("val", row.val_score)):
+                for name in ("mean", "std", "ci_low", "ci_high"):
+                    line[f"{prefix}_{name}"] = part(summary, name)
+            for key in DATASETS:
+                line[f"{key}_mean"], line[f"{key}_std"] = (
+                    part(row.truth.get(key), "mean"),
+                    part(row.truth.get(key), "std"),
+                )
+                line[f"{key}_ci_low"], line[f"{key}_ci_high"] = (
+                    part(row.truth.get(key), "ci_low"),
+                    part(row.truth.get(key), "ci_high"),
+                )
+            line.update(
+                best_val_true_test_acc_mean=part(row.best_val_truth, "mean"), params_m=row.params_m,
+                search_cost_days=part(row.cost_days, "mean"), cost_unit=row.cost_unit, peak_mem_mib=row.peak_mem_mib,
+                skip_count=part(row.skip_count, "mean"), final_hessian_eig=part(row.final_eig, "mean"),
+                device=row.device, reference=report.notes[row.note - 1] if row.note else "",
+            )  # fmt: skip
+            lines.append(line)
     frame = pd.DataFrame(lines)
     frame["seeds"] = frame["seeds"].astype("Int64")  # whole numbers, blank for published rows
     return frame
 
 
-def to_csv(report: Report) -> str:
+def to_csv(report: Report, chosen: Sequence[str] | None = None) -> str:
     return to_frame(report).to_csv(index=False)
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, columns: Sequence[str] | None = None) -> str:
     renderers = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
     if fmt not in renderers:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    return renderers[fmt](report)
+    return renderers[fmt](report, columns)

@@ -51,3 +51,22 @@ def bootstrap_ci(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
     return low, high
+
+
+def bootstrap_difference_ci(
+    a: ArrayLike, b: ArrayLike, confidence: float = 0.95, resamples: int = 10000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b) for two independent samples (the seeds of two
+    methods): each resample draws len(a) values of ``a`` and len(b) of ``b`` with replacement."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    x, y = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both samples need at least one value")
+    rng = np.random.default_rng(seed)
+    diffs = x[rng.integers(0, x.size, (resamples, x.size))].mean(1) - y[
+        rng.integers(0, y.size, (resamples, y.size))
+    ].mean(1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(diffs, [tail, 1.0 - tail])
+    return float(low), float(high)

@@ -31,6 +31,7 @@ class BetaDartsConfig(DartsConfig):
 
 
 class BetaDarts(DartsSearcher):
+    label = "beta-DARTS"
     summary = "beta-DARTS: the beta-continuous regulariser on the architecture loss (Ye et al., CVPR 2022)"
     config_cls = BetaDartsConfig
 
@@ -47,6 +48,7 @@ class SdartsRsConfig(DartsConfig):
 
 
 class SdartsRs(DartsSearcher):
+    label = "SDARTS-RS"
     summary = "SDARTS-RS: the weight step sees randomly perturbed mixing weights (Chen & Hsieh, ICML 2020)"
     config_cls = SdartsRsConfig
 
@@ -57,6 +59,7 @@ class SdartsAdvConfig(DartsConfig):
 
 
 class SdartsAdv(DartsSearcher):
+    label = "SDARTS-ADV"
     summary = "SDARTS-ADV: the weight step sees adversarially perturbed mixing weights (Chen & Hsieh, ICML 2020)"
     config_cls = SdartsAdvConfig
 
@@ -67,6 +70,7 @@ class DartsMinusConfig(DartsConfig):
 
 
 class DartsMinus(DartsSearcher):
+    label = "DARTS-"
     summary = "DARTS-: an auxiliary skip on every edge, its weight decayed to zero (Chu et al., ICLR 2021)"
     config_cls = DartsMinusConfig
 
@@ -78,6 +82,7 @@ class FairDartsConfig(DartsConfig):
 
 
 class FairDarts(DartsSearcher):
+    label = "FairDARTS"
     summary = "FairDARTS: independent sigmoid weights, the zero-one loss, threshold derivation (Chu et al., ECCV 2020)"
     config_cls = FairDartsConfig
 
@@ -98,6 +103,7 @@ class DartsPtConfig(DartsConfig):
 
 
 class DartsPt(DartsSearcher):
+    label = "DARTS+PT"
     summary = "DARTS-PT: DARTS, then the op an edge's accuracy depends on most, edge by edge (Wang et al., ICLR 2021)"
     config_cls = DartsPtConfig
 
@@ -118,5 +124,6 @@ class RdartsL2Config(DartsConfig):
 
 
 class RdartsL2(DartsSearcher):
+    label = "R-DARTS (L2)"
     summary = "R-DARTS(L2): DARTS with the weights' L2 regularisation raised (Zela et al., ICLR 2020)"
     config_cls = RdartsL2Config

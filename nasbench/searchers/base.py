@@ -22,6 +22,7 @@ class Searcher(ABC):
     ``derive``. ``state_dict`` must hold everything a resumed run needs to continue identically."""
 
     summary: ClassVar[str]  # one line for ``nasbench list``: what it is and which paper
+    label: ClassVar[str] = ""  # the method's name in a paper's table (default: its registry name)
     config_cls: ClassVar[type]
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:

@@ -76,6 +76,7 @@ class DartsConfig:
 
 
 class DartsSearcher(Searcher):
+    label = "DARTS (first order)"
     summary = "DARTS, first-order approximation (xi = 0) (Liu et al., ICLR 2019)"
     config_cls = DartsConfig
 

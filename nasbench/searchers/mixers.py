@@ -189,7 +189,15 @@ class AuxSkipMixer(Mixer):
         return self.base.cell_parameters(cell, spec, alpha)
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
-        mix = self.base(net, cell)
+        return self.with_skip(self.base(net, cell), net, cell)
+
+    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
+        return self.base.strengths(net)
+
+    def expected(self, net: Supernet, cell: str) -> CellMix:
+        return self.with_skip(self.base.expected(net, cell), net, cell)
+
+    def with_skip(self, mix: CellMix, net: Supernet, cell: str) -> CellMix:
         spec = net.cell_specs[cell]
         columns = [spec.ops.index(op) for op in self.skip_ops if op in spec.ops]
         if not columns or self.beta == 0 or mix.weights is None:
@@ -199,10 +207,15 @@ class AuxSkipMixer(Mixer):
         active = None if mix.active is None else [tuple(sorted({*a, columns[0]})) for a in mix.active]
         return CellMix(mix.weights + aux, active, mix.edge_scale, mix.bias)
 
-    def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
-        return self.base.strengths(net)
 
-    def expected(self, net: Supernet, cell: str) -> CellMix:
+class ExpectedMixer(Mixer):
+    """``base``'s deterministic mix (``Mixer.expected``): what the suite's own measurements (the Hessian
+    eigenvalue) see, so that a sampling method is measured on its expected supernet, not on one draw."""
+
+    def __init__(self, base: Mixer) -> None:
+        self.base = base
+
+    def __call__(self, net: Supernet, cell: str) -> CellMix:
         return self.base.expected(net, cell)
 
 

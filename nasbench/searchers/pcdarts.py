@@ -61,6 +61,7 @@ def proportional_warmup(epochs: int) -> int:
 
 
 class PcDarts(DartsSearcher):
+    label = "PC-DARTS"
     summary = "PC-DARTS: partial channel connections and edge normalisation (Xu et al., ICLR 2020)"
     config_cls = PcDartsConfig
 

@@ -101,6 +101,7 @@ class Sample:
 
 
 class RandomSearch(Searcher):
+    label = "Random search"
     summary = "Random search: N uniform samples trained from scratch, best on the held-out split (Liu et al., 2019)"
     config_cls = RandomConfig
 

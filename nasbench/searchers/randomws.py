@@ -58,6 +58,7 @@ class RandomWsConfig:
 
 
 class RandomWeightSharing(Searcher):
+    label = "Random search with weight sharing"
     summary = "Random search with weight sharing: one random path per step, then rank samples (Li & Talwalkar, 2019)"
     config_cls = RandomWsConfig
 

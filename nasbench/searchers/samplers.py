@@ -49,6 +49,7 @@ class GdasConfig(DartsConfig):
 
 
 class Gdas(DartsSearcher):
+    label = "GDAS"
     summary = "GDAS: one Gumbel-sampled op per edge, straight-through gradient (Dong & Yang, CVPR 2019)"
     config_cls = GdasConfig
 
@@ -95,6 +96,7 @@ class SnasConfig(DartsConfig):
 
 
 class Snas(DartsSearcher):
+    label = "SNAS"
     summary = "SNAS: a relaxed Gumbel-softmax sample mixes every edge (Xie et al., ICLR 2019)"
     config_cls = SnasConfig
 
@@ -134,6 +136,7 @@ class DrnasConfig(DartsConfig):
 
 
 class DrNas(DartsSearcher):
+    label = "DrNAS"
     summary = "DrNAS: mixing weights sampled from a learned Dirichlet per edge (Chen et al., ICLR 2021)"
     config_cls = DrnasConfig
 

@@ -67,6 +67,7 @@ class SecondOrderDarts(DartsSearcher):
     two bfloat16 gradients (8 bits of mantissa) taken 2 eps apart would be rounding noise.
     """
 
+    label = "DARTS (second order)"
     summary = "DARTS, second-order (unrolled) architecture gradient (Liu et al., ICLR 2019)"
     config_cls = SecondOrderConfig
 

@@ -203,3 +203,24 @@ def test_a_searcher_defined_here_changes_the_mixing_on_every_space(tempered, spa
 def test_cellspec_groups_edges_by_destination():
     spec = CellSpec(("a", "b"), ((0, 1), (0, 2), (1, 2)))
     assert spec.n_edges == 3 and spec.destinations == [1, 2, 2]
+
+
+def test_the_suites_measurements_see_a_samplers_expected_supernet():
+    from nasbench.searchers.mixers import ExpectedMixer
+
+    torch.manual_seed(0)
+    net = Nb201Supernet(Nb201Config(channels=4, cells_per_stage=1), 10, SupernetOptions(mixer=DirichletMixer()))
+    x = torch.randn(2, 3, 8, 8)
+    net.eval()
+    with torch.no_grad():
+        sampled = [net(x) for _ in range(2)]
+        with net.mixed_by(ExpectedMixer(net.mixer)):
+            expected = [net(x) for _ in range(2)]
+        with net.mixed_by(
+            type("Mean", (Mixer,), {"__call__": lambda self, n, c: CellMix(DirichletMixer().mean(n.alpha(c)))})()
+        ):
+            by_hand = net(x)
+    assert not torch.allclose(*sampled) and torch.equal(*expected) and torch.allclose(expected[0], by_hand)
+    gdas = GumbelHardMixer(tau=1.0, unsampled_gradient=True)
+    mix = gdas.expected(net, "cell")
+    assert mix.active is None and torch.allclose(mix.weights, torch.softmax(net.alpha_cell, -1))
