@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from nasbench.cli import main
-from nasbench.plots import drawable, op_colors, plot_alphas, save_plots
+from nasbench.plot_cells import op_colors, plot_alphas
+from nasbench.plots import drawable, save_plots, series
 from nasbench.report import build_report
 from nasbench.spaces.cnn import CnnSpace
 from tests.test_tables import make_record, save
@@ -32,10 +33,12 @@ def runs(tmp_path: Path) -> Path:
 def test_save_plots_writes_the_expected_pngs(runs, tmp_path):
     written = save_plots(build_report([runs]), tmp_path / "plots")
     names = sorted(path.name for path in written)
-    # per group (its lowest seed): alphas and cells; per space: validation accuracy and the eigenvalue
+    # per run of every row: alphas and cells; per space: validation accuracy and the eigenvalue
     assert names == [
         "cnn_darts1_small_seed0_alphas.png",
         "cnn_darts1_small_seed0_cells.png",
+        "cnn_darts1_small_seed1_alphas.png",
+        "cnn_darts1_small_seed1_cells.png",
         "cnn_hessian_eig.png",
         "cnn_random_small_seed0_alphas.png",
         "cnn_random_small_seed0_cells.png",
@@ -43,6 +46,20 @@ def test_save_plots_writes_the_expected_pngs(runs, tmp_path):
     ]
     assert all(is_png(path) for path in written)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == names
+    only = save_plots(build_report([runs]), tmp_path / "seed1", seed=1)
+    assert sorted(p.name for p in only if "seed" in p.name) == [
+        "cnn_darts1_small_seed1_alphas.png",
+        "cnn_darts1_small_seed1_cells.png",
+    ]
+
+
+def test_curves_draw_the_mean_and_the_range_over_a_rows_seeds(tmp_path):
+    save(make_record("darts1", 0, val_accs=(20.0, 30.0)), tmp_path)
+    save(make_record("darts1", 1, val_accs=(40.0, 10.0)), tmp_path)
+    (row,) = [r for r in build_report([tmp_path]).tables["cnn"] if r.source == "measured"]
+    xs, mean, low, high, diverged = series(row, "val_acc")
+    assert list(xs) == [1, 2] and list(mean) == [30.0, 20.0] and list(low) == [20.0, 10.0]
+    assert list(high) == [40.0, 30.0] and diverged == 0
 
 
 def test_alphas_need_arch_weights(tmp_path):
@@ -64,7 +81,7 @@ def test_skip_connections_have_one_colour_across_spaces():
 def test_cli_table_with_plots_skips_what_no_record_has(tmp_path, capsys):
     save(make_record("darts1", 0), tmp_path / "runs")  # no eigenvalues
     assert main(["table", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]) == 0
-    assert "3 plot(s) written" in capsys.readouterr().out
+    assert "3 plot(s) written" in capsys.readouterr().err
     names = sorted(path.name for path in (tmp_path / "plots").iterdir())
     assert names == ["cnn_darts1_small_seed0_alphas.png", "cnn_darts1_small_seed0_cells.png", "cnn_val_acc.png"]
 
@@ -86,7 +103,7 @@ def test_table_and_plots_of_a_real_tiny_run(tmp_path, capsys):
     assert main(run) == 0
     assert main(["table", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
-    assert "| darts1" in out and "(val)" in out and "CPU" in out
+    assert "| DARTS (first order)" in out and "search val error" in out and "CPU" in out
     assert all(is_png(path) for path in (tmp_path / "plots").glob("*.png"))
     assert len(list((tmp_path / "plots").glob("*_alphas.png"))) == 1
 
