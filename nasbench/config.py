@@ -17,8 +17,9 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, OPEN_UNIT, POSITIVE, SEED, Bounds, check_bounds
 from nasbench.errors import UserError
 
 SECTIONS = ("train", "space", "searcher")
@@ -68,6 +69,25 @@ class TrainConfig:
     early_stop_factor: float = 1.3
     early_stop_start_epoch: int = 10
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        **dict.fromkeys(("epochs", "batch_size", "hessian_batches", "hessian_iters"), AT_LEAST_ONE),
+        **dict.fromkeys(("early_stop_window", "early_stop_delta"), AT_LEAST_ONE),
+        **dict.fromkeys(("w_lr", "grad_clip", "hessian_tol"), POSITIVE),
+        **dict.fromkeys(("w_lr_min", "w_weight_decay", "arch_lr", "arch_weight_decay"), NON_NEGATIVE),
+        **dict.fromkeys(("steps_per_epoch", "eval_batches", "hessian_every", "early_stop_start_epoch"), NON_NEGATIVE),
+        **dict.fromkeys(("w_momentum", "arch_beta1", "arch_beta2"), FRACTION),
+        "train_portion": OPEN_UNIT,
+        "early_stop_factor": Bounds(1.0, low_open=True),
+    }
+
+    def check(self) -> None:
+        if self.w_lr_min > self.w_lr:
+            raise UserError(f"w_lr_min={self.w_lr_min} is above w_lr={self.w_lr}: the schedule anneals down to it")
+        if self.early_stop and self.hessian_every < 1:
+            raise UserError("early_stop=true needs the eigenvalue: set hessian_every to 1 or more (RobustDARTS: 2)")
+        if self.autocast not in AUTOCAST_DTYPES:
+            raise UserError(f"autocast={self.autocast!r}: use one of {', '.join(sorted(AUTOCAST_DTYPES))}")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -100,7 +120,19 @@ class RunConfig:
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The settable fields of a config dataclass and their types (class variables such as ``bounds`` are not)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def check_sections(sections: dict[str, Any]) -> None:
+    """Every section's declared ranges (``bounds``, all named in one error), then each section's own
+    ``check()`` of its choices and combinations."""
+    check_bounds(sections)
+    for cfg in sections.values():
+        check = getattr(cfg, "check", None)
+        if check is not None:
+            check()
 
 
 def parse_value(text: str, kind: Any, key: str) -> Any:
@@ -134,8 +166,30 @@ def parse_value(text: str, kind: Any, key: str) -> Any:
     raise UserError(f"--set {key}: values of type {kind} cannot be set from the command line")
 
 
-def apply_overrides(sections: dict[str, Any], pairs: dict[str, str]) -> dict[str, Any]:
-    """Apply ``key=value`` overrides (``key`` or ``section.key``) to the section dataclasses."""
+def coerce_value(value: Any, kind: Any, key: str) -> Any:
+    """A setting given as text (``--set``) is parsed; one given as a Python value (the API) is checked against
+    ``kind`` (an int is taken for a float; a list for a tuple)."""
+    if isinstance(value, str):
+        return parse_value(value, kind, key)
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
+        (inner, _) = typing.get_args(kind)
+        return tuple(coerce_value(v, inner, key) for v in value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(kind, type) and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    name = getattr(kind, "__name__", str(kind))
+    raise UserError(f"setting {key}={value!r}: a {type(value).__name__} where a {name} is expected")
+
+
+def apply_overrides(sections: dict[str, Any], pairs: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (``key`` or ``section.key``; text from ``--set`` or typed values from the
+    API) to the section dataclasses."""
     changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
     for key, text in pairs.items():
         section, _, name = key.rpartition(".")
@@ -155,41 +209,10 @@ def apply_overrides(sections: dict[str, Any], pairs: dict[str, str]) -> dict[str
                 + ", ".join(f"{o}.{name}" for o in owners)
             )
         owner = owners[0]
-        changes[owner][name] = parse_value(text, _field_types(type(sections[owner]))[name], key)
+        changes[owner][name] = coerce_value(text, _field_types(type(sections[owner]))[name], key)
     resolved = {s: dataclasses.replace(cfg, **changes[s]) for s, cfg in sections.items()}
-    for cfg in resolved.values():
-        check = getattr(cfg, "check", None)
-        if check is not None:
-            check()
-    _check_train(resolved["train"])
+    check_sections(resolved)
     return resolved
-
-
-def _check_train(train: TrainConfig) -> None:
-    problems = []
-    if train.epochs < 1:
-        problems.append(f"epochs={train.epochs} must be at least 1")
-    if train.batch_size < 1:
-        problems.append(f"batch_size={train.batch_size} must be at least 1")
-    if not 0.0 < train.train_portion < 1.0:
-        problems.append(f"train_portion={train.train_portion} must lie strictly between 0 and 1")
-    if train.w_lr <= 0 or train.arch_lr < 0:
-        problems.append("w_lr must be positive and arch_lr non-negative")
-    if train.hessian_every < 0 or train.hessian_batches < 1 or train.hessian_iters < 1:
-        problems.append("hessian_every must be >= 0, hessian_batches and hessian_iters >= 1")
-    if (
-        train.early_stop
-        and (train.hessian_every < 1 or train.early_stop_window < 1 or train.early_stop_delta < 1)
-        or train.early_stop_factor <= 1
-    ):
-        problems.append(
-            "early_stop needs hessian_every >= 1, early_stop_window >= 1, early_stop_delta >= 1 and "
-            f"early_stop_factor > 1 (got {train.early_stop_factor})"
-        )
-    if train.autocast not in AUTOCAST_DTYPES:
-        problems.append(f"autocast={train.autocast!r} must be one of {sorted(AUTOCAST_DTYPES)}")
-    if problems:
-        raise UserError("bad configuration: " + "; ".join(problems))
 
 
 def parse_set_flags(items: list[str]) -> dict[str, str]:
@@ -212,11 +235,13 @@ def resolve_config(
     device: str,
     data: str | None,
     train_flags: dict[str, Any],
-    set_pairs: dict[str, str],
+    set_pairs: dict[str, Any],
 ) -> RunConfig:
     """Paper defaults <- the space's preset <- the searcher's preset for that space <- flags <- ``--set``."""
     if preset not in space.presets:
         raise UserError(f"unknown preset {preset!r} for space {space.name!r}; presets: {', '.join(space.presets)}")
+    if not SEED.holds(seed):
+        raise UserError(f"--seed {seed}: use a whole number {SEED}")
     base = space.presets[preset]
     extra = searcher_cls.preset_overrides(space, preset)
     sections = {

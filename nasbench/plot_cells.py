@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from nasbench.genotype import Genotype  # noqa: E402
 from nasbench.registry import SPACES  # noqa: E402
 from nasbench.results import RunRecord  # noqa: E402
+from nasbench.rundir import writing  # noqa: E402
 
 SKIP_COLOR = "#d62728"
 FIXED_COLORS = {"none": "#d9d9d9", "max_pool_3x3": "#9ecae1", "avg_pool_3x3": "#4292c6"}
@@ -239,7 +240,11 @@ def plot_cells(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path:
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Save and close ``fig``; a path that cannot be written becomes an error that names it."""
+    try:
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
     return path

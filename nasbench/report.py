@@ -146,8 +146,13 @@ def shape_problem(record: RunRecord) -> str | None:
     for name in ("metrics", "provenance", "config"):
         if not isinstance(getattr(record, name), dict):
             return f"'{name}' must be an object"
-    if not isinstance(record.epochs, list) or not all(isinstance(e, dict) and "epoch" in e for e in record.epochs):
+    if not isinstance(record.epochs, list) or not all(
+        isinstance(e, dict) and _is_number(e.get("epoch")) for e in record.epochs
+    ):
         return "'epochs' must be a list of objects, each with its 'epoch' number"
+    weights_problem = _arch_weights_problem(record.epochs)
+    if weights_problem:
+        return weights_problem
     wrong = [k for k in NUMBER_METRICS if k in record.metrics and not _is_number(record.metrics[k])]
     if wrong:
         return f"metrics {wrong} must be numbers"
@@ -155,6 +160,25 @@ def shape_problem(record: RunRecord) -> str | None:
         e["epoch"] for e in record.epochs for k in ("val_acc", "val_ppl", EIG_KEY) if k in e and not _is_number(e[k])
     ]
     return f"epochs {sorted(set(map(str, bad_epochs)))} hold values that are not numbers" if bad_epochs else None
+
+
+def _arch_weights_problem(epochs: list[dict[str, Any]]) -> str | None:
+    """The architecture weights over epochs must be cell -> edges x ops numbers, the same shape every epoch,
+    and a layout, where there is one, an object per cell."""
+    shapes = set()
+    for e in epochs:
+        weights, layout = e.get("arch_weights"), e.get("arch_layout")
+        if layout is not None and not (isinstance(layout, dict) and all(isinstance(v, dict) for v in layout.values())):
+            return f"epoch {e['epoch']}: 'arch_layout' must be an object of cells, each an object"
+        if not weights:
+            continue
+        if not isinstance(weights, dict) or not all(
+            isinstance(rows, list) and rows and all(isinstance(r, list) and r and all(map(_is_number, r)) for r in rows)
+            for rows in weights.values()
+        ):
+            return f"epoch {e['epoch']}: 'arch_weights' must map each cell to rows of numbers (edges x ops)"
+        shapes.add(tuple((cell, len(rows), *map(len, rows)) for cell, rows in weights.items()))
+    return "'arch_weights' change shape between epochs" if len(shapes) > 1 else None
 
 
 def _is_number(value: Any) -> bool:
@@ -207,7 +231,7 @@ def final_eigenvalue(record: RunRecord) -> float | None:
 
 def flat_settings(record: RunRecord) -> dict[str, Any]:
     """``section.key`` -> value of the record's resolved configuration (train, space, searcher) and its data."""
-    out: dict[str, Any] = {"data": record.config.get("data")}
+    out: dict[str, Any] = {"data": _hashable(record.config.get("data"))}
     for section in ("train", "space_config", "searcher_config"):
         values = record.config.get(section, {})
         if isinstance(values, dict):
@@ -216,6 +240,9 @@ def flat_settings(record: RunRecord) -> dict[str, Any]:
 
 
 def _hashable(value: Any) -> Any:
+    """Lists and objects as tuples, so that settings can key a group."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
     return tuple(map(_hashable, value)) if isinstance(value, list) else value
 
 
@@ -327,10 +354,20 @@ def build_report(
     group_by: Sequence[str] = GROUP_FIELDS,
 ) -> Report:
     """Load the records under ``paths`` and build one table per space that has a completed search run."""
+    loaded, problems = load_records(paths)
+    return report_of(loaded, problems, published, group_by)
+
+
+def report_of(
+    loaded: Sequence[tuple[Path, RunRecord]],
+    problems: list[str],
+    published: Sequence[PublishedRow] | None = None,
+    group_by: Sequence[str] = GROUP_FIELDS,
+) -> Report:
+    """The tables of records already read (each with the path of its file)."""
     unknown = sorted(set(group_by) - set(GROUP_FIELDS))
     if unknown:
         raise UserError(f"--group-by {', '.join(unknown)}: choose from {', '.join(GROUP_FIELDS)}")
-    loaded, problems = load_records(paths)
     searches = [(p, r) for p, r in loaded if r.searcher != EVAL_KIND]
     completed = [(p, r) for p, r in searches if r.status == "completed"]
     report = Report({}, {}, problems=problems)

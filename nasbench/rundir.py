@@ -95,8 +95,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` atomically; ``state`` must hold only tensors and plain data (see ``load_checkpoint``)."""
-    _write_atomically(path, lambda f: torch.save(state, f))
+    """``torch.save`` atomically; ``state`` must hold only tensors and plain data (see ``load_checkpoint``).
+    Serialised in memory first: torch's zip writer turns a full disk into an unrelated RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _write_atomically(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def save_record(record: RunRecord, path: Path) -> None:
@@ -188,13 +191,22 @@ class RunFolder:
         return record.status == "running" and self.holder() is None
 
     @contextlib.contextmanager
-    def lock(self, command: str) -> Iterator[RunFolder]:
-        """Hold the folder's lock for the context; a second holder gets a ``FolderBusy`` naming the first."""
+    def lock(self, command: str, wait_s: float = 0.0) -> Iterator[RunFolder]:
+        """Hold the folder's lock for the context, waiting up to ``wait_s`` for another holder to let go; then a
+        second holder gets a ``FolderBusy`` naming the first."""
         with writing(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
             f = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for as long as the lock)
+        deadline = time.monotonic() + wait_s
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)
         except BlockingIOError:
             f.seek(0)
             text = f.read()
@@ -212,11 +224,19 @@ class RunFolder:
                 f.write(json.dumps(holder_now.__dict__))
                 f.flush()
             self._lock_file = f
+            self.remove_leftover_temporaries()
             yield self
         finally:
             self._lock_file = None
             fcntl.flock(f, fcntl.LOCK_UN)
             f.close()
+
+    def remove_leftover_temporaries(self) -> None:
+        """Temporary files of writers killed mid-write (kill -9, power loss); called with the lock held, when
+        no other writer can be at work in the folder."""
+        for tmp in self.path.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def save(self, record: RunRecord, state: dict[str, Any], epochs_done: int) -> None:
         """The checkpoint (which carries its own copy of the record), then the record; a signal that arrives

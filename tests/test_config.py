@@ -1,5 +1,8 @@
+import math
+
 import pytest
 
+from nasbench.bounds import FRACTION, OPEN_UNIT, POSITIVE, Bounds
 from nasbench.config import TrainConfig, apply_overrides, parse_set_flags
 from nasbench.errors import UserError
 from nasbench.spaces.cnn import CnnConfig
@@ -45,3 +48,28 @@ def test_presets_layer_in_order():
     assert cfg.train.batch_size == 4  # --set beats the preset
     assert cfg.space_cfg.channels == 4  # the tiny preset beats the paper default
     assert cfg.train.w_momentum == 0.9  # the paper default where nothing overrides it
+
+
+@pytest.mark.parametrize(
+    "bounds, inside, outside, text",
+    [
+        (POSITIVE, (1e-12, 5.0), (0.0, -1.0, math.inf), "> 0"),
+        (FRACTION, (0.0, 0.999), (1.0, -0.1, math.nan), "in [0, 1)"),
+        (OPEN_UNIT, (0.5,), (0.0, 1.0), "in (0, 1)"),
+        (Bounds(3.0), (3.0, 20.0), (2.0,), ">= 3"),
+    ],
+)
+def test_a_range_holds_its_ends_as_written(bounds, inside, outside, text):
+    assert str(bounds) == text
+    assert all(bounds.holds(v) for v in inside) and not any(bounds.holds(v) for v in outside)
+
+
+def test_every_value_out_of_range_is_named_in_one_error_with_its_range():
+    bad = {"w_momentum": "1.5", "space.channels": "0", "space.layers": "2", "epochs": "0"}
+    with pytest.raises(UserError) as caught:
+        tiny_config("darts1", "cnn", **bad)
+    message = str(caught.value)
+    for part in ("train.w_momentum=1.5 (must be in [0, 1))", "space.layers=2 (must be >= 3)", "train.epochs=0"):
+        assert part in message
+    assert "space.channels=0 (must be >= 2)" in message
+    tiny_config("darts1", "cnn", w_momentum="0.0", **{"space.layers": "3"})  # the ends that are inside

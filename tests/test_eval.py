@@ -96,7 +96,7 @@ def test_cutout_zeroes_the_square_around_a_drawn_centre():
 def test_paper_preset_is_the_published_protocol():
     cfg = resolve_eval_config(CnnEvalTask, "paper", None, {})
     assert (cfg.layers, cfg.channels, cfg.epochs, cfg.batch_size) == (20, 36, 600, 96)
-    assert (cfg.cutout, cfg.drop_path, cfg.auxiliary_weight, cfg.lr, cfg.grad_clip) == (16, 0.2, 0.4, 0.025, 5.0)
+    assert (cfg.cutout, cfg.drop_path, cfg.auxiliary_weight, cfg.w_lr, cfg.grad_clip) == (16, 0.2, 0.4, 0.025, 5.0)
 
 
 @pytest.mark.parametrize(

@@ -295,8 +295,26 @@ def test_cli_table_writes_each_format_and_keeps_status_lines_off_stdout(runs, tm
     printed = capsys.readouterr()
     frame = pd.read_csv(io.StringIO(printed.out))  # stdout holds the table alone
     assert len(frame) == CNN_PUBLISHED + 2 and "left out" in printed.err
-    assert main(["table", str(runs), "--out", str(tmp_path)]) == 2
-    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option, target, message",
+    [
+        ("--out", "folder", "is a folder; name the file"),
+        ("--out", "file/table.md", "cannot write"),
+        ("--plots", "file", "is a file; name a folder"),
+        ("--plots", "file/plots", "cannot write"),
+    ],
+)
+def test_table_outputs_of_the_wrong_kind_are_named_before_anything_is_written(
+    runs, tmp_path, capsys, option, target, message
+):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["table", str(runs), option, str(tmp_path / target)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path / target).split("/file")[0] in err and "Traceback" not in err
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_published_rows_sit_beside_their_method_and_name_their_source(runs):

@@ -95,6 +95,16 @@ def load_corpus(root: Path) -> Corpus:
     )
 
 
+def check_tar_window(bptt: int, tar_beta: float) -> None:
+    """The temporal activation regulariser compares consecutive steps of a window, so every weight window,
+    the half-length ones included (``bptt // 2``), needs at least two."""
+    if tar_beta > 0 and bptt // 2 < 2:
+        raise UserError(
+            f"bptt={bptt} with tar_beta={tar_beta}: the half-length windows (bptt // 2 = {bptt // 2} token) have no "
+            "consecutive steps for the temporal activation regulariser; use bptt >= 4 or tar_beta=0"
+        )
+
+
 def batchify(tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
     """[N] -> [N // B, B]: the stream cut into B contiguous columns (the remainder is dropped), so that
     row t holds token t of every column and a window of rows continues each column's text."""

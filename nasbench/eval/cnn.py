@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds
 from nasbench.data.cifar10 import ImageStream, cifar10_folder, load_cifar10
 from nasbench.data.streams import capped_steps, epoch_generator
 from nasbench.errors import UserError
@@ -26,10 +27,10 @@ class CnnEvalConfig:
     channels: int = 36  # A.2: 36 initial channels
     epochs: int = 600  # A.2: 600 epochs
     batch_size: int = 96  # A.2: batch size 96
-    lr: float = 0.025  # reference code: SGD, lr 0.025 cosine-annealed to 0
-    lr_min: float = 0.0
-    momentum: float = 0.9  # reference code: momentum 0.9
-    weight_decay: float = 3e-4  # reference code: weight decay 3e-4
+    w_lr: float = 0.025  # reference code: SGD, lr 0.025 cosine-annealed to 0
+    w_lr_min: float = 0.0
+    w_momentum: float = 0.9  # reference code: momentum 0.9
+    w_weight_decay: float = 3e-4  # reference code: weight decay 3e-4
     grad_clip: float = 5.0  # reference code: gradient norm clipped at 5
     cutout: int = 16  # A.2: cutout of length 16 (0: none)
     drop_path: float = 0.2  # A.2: path dropout 0.2; reference code raises it linearly from 0 over the epochs
@@ -38,12 +39,21 @@ class CnnEvalConfig:
     test_batches: int = 0  # 0: the whole test split; N > 0: its first N batches
     channels_last: bool = True  # speed only: batches in NHWC memory format (see the search's TrainConfig)
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        "layers": Bounds(3.0),  # reduction cells at 1/3 and 2/3 of the depth
+        "channels": Bounds(2.0),
+        **dict.fromkeys(("epochs", "batch_size"), AT_LEAST_ONE),
+        **dict.fromkeys(("w_lr", "grad_clip"), POSITIVE),
+        **dict.fromkeys(("w_lr_min", "w_weight_decay", "cutout", "auxiliary_weight"), NON_NEGATIVE),
+        **dict.fromkeys(("steps_per_epoch", "test_batches"), NON_NEGATIVE),
+        **dict.fromkeys(("w_momentum", "drop_path"), FRACTION),
+    }
+
     def check(self) -> None:
-        if self.layers < 3 or self.channels < 2 or self.channels % 2 or self.epochs < 1 or self.batch_size < 1:
-            raise UserError(
-                f"eval config layers={self.layers}, channels={self.channels}, epochs={self.epochs}, "
-                f"batch_size={self.batch_size}: need layers >= 3, an even channels >= 2, epochs and batch_size >= 1"
-            )
+        if self.channels % 2:
+            raise UserError(f"eval channels={self.channels}: use an even number")
+        if self.w_lr_min > self.w_lr:
+            raise UserError(f"w_lr_min={self.w_lr_min} is above w_lr={self.w_lr}: the schedule anneals down to it")
 
 
 def cutout(images: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
@@ -95,7 +105,7 @@ class CnnEvalTask(EvalTask):
         self.net.auxiliary_weight = cfg.auxiliary_weight
         self.net.to(device)
         self.opt = torch.optim.SGD(
-            self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            self.net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
         )
 
     def size(self) -> dict[str, float]:
@@ -109,7 +119,7 @@ class CnnEvalTask(EvalTask):
         cfg, net = self.cfg, self.net
         net.train()
         net.drop_path_prob = cfg.drop_path * epoch / cfg.epochs
-        lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
+        lr = cosine_lr(epoch, cfg.epochs, cfg.w_lr, cfg.w_lr_min)
         for group in self.opt.param_groups:
             group["lr"] = lr
         n = capped_steps(len(self.train), cfg.steps_per_epoch)

@@ -12,12 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds
 from nasbench.data import builtin_path
-from nasbench.data.ptb import TextStream, batchify, load_corpus
+from nasbench.data.ptb import TextStream, batchify, check_tar_window, load_corpus
 from nasbench.data.streams import capped_steps
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, train_steps
@@ -36,8 +37,8 @@ class RnnEvalConfig:
     bptt: int = 35  # reference code: BPTT length 35
     eval_batch_size: int = 10  # reference code: validation at batch size 10
     test_batch_size: int = 1  # reference code: test at batch size 1
-    lr: float = 20.0  # A.2: SGD, learning rate 20, then ASGD
-    weight_decay: float = 8e-7  # A.2: weight decay 8e-7
+    w_lr: float = 20.0  # A.2: SGD, learning rate 20, then ASGD
+    w_weight_decay: float = 8e-7  # A.2: weight decay 8e-7
     grad_clip: float = 0.25  # reference code: gradient norm clipped at 0.25
     nonmono: int = 5  # reference code: switch to ASGD when the validation loss is worse than 5 epochs ago
     dropout: float = 0.75  # reference code: output, hidden, input, embedding dropouts
@@ -50,9 +51,20 @@ class RnnEvalConfig:
     eval_batches: int = 0  # 0: the whole validation split per epoch; N > 0: its first N windows
     test_batches: int = 0  # 0: the whole test split; N > 0: its first N windows
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        **dict.fromkeys(
+            ("units", "epochs", "batch_size", "eval_batch_size", "test_batch_size", "nonmono"), AT_LEAST_ONE
+        ),
+        "bptt": Bounds(2.0),
+        **dict.fromkeys(("w_lr", "grad_clip"), POSITIVE),
+        **dict.fromkeys(
+            ("w_weight_decay", "tar_beta", "steps_per_epoch", "eval_batches", "test_batches"), NON_NEGATIVE
+        ),
+        **dict.fromkeys(("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"), FRACTION),
+    }
+
     def check(self) -> None:
-        if min(self.units, self.epochs, self.batch_size, self.eval_batch_size, self.test_batch_size, self.nonmono) < 1:
-            raise UserError("eval config: units, epochs, the batch sizes and nonmono must all be at least 1")
+        check_tar_window(self.bptt, self.tar_beta)
 
 
 def switch_to_asgd(val_losses: Sequence[float], nonmono: int) -> bool:
@@ -109,12 +121,12 @@ class RnnEvalTask(EvalTask):
         self.best: dict[str, torch.Tensor] | None = None  # weights of the best validation epoch
 
     def _sgd(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return torch.optim.SGD(self.net.parameters(), lr=self.cfg.w_lr, weight_decay=self.cfg.w_weight_decay)
 
     def _asgd(self) -> torch.optim.Optimizer:
         # reference code: ASGD with t0 = 0 and lambd = 0, i.e. a plain running average from the switch on
         return torch.optim.ASGD(
-            self.net.parameters(), lr=self.cfg.lr, t0=0, lambd=0.0, weight_decay=self.cfg.weight_decay
+            self.net.parameters(), lr=self.cfg.w_lr, t0=0, lambd=0.0, weight_decay=self.cfg.w_weight_decay
         )
 
     @property

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nasbench.config import _field_types, parse_value
+from nasbench.config import _field_types, check_sections, coerce_value
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
@@ -30,6 +30,7 @@ from nasbench.rundir import (
     EVAL_KIND,
     RECORD,
     NonFiniteLoss,
+    RunFolder,
     create_unique_dir,
     load_state,
     now_iso,
@@ -42,6 +43,8 @@ from nasbench.rundir import (
 from nasbench.runner import SYNC_EVERY
 from nasbench.searchers.base import batch_lr
 from nasbench.spaces.base import Batch, Network
+
+ATTACH_WAIT_S = 60.0  # how long adding the test score waits for a process that holds the search folder
 
 
 def train_steps(
@@ -110,7 +113,7 @@ class EvalTask(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def resolve_eval_config(task: type[EvalTask], preset: str, epochs: int | None, set_pairs: dict[str, str]) -> Any:
+def resolve_eval_config(task: type[EvalTask], preset: str, epochs: int | None, set_pairs: dict[str, Any]) -> Any:
     """Paper defaults <- preset <- ``--epochs`` <- ``--set key=value`` (fields of the task's config)."""
     if preset not in task.presets:
         raise UserError(f"unknown eval preset {preset!r}; presets: {', '.join(task.presets)}")
@@ -120,9 +123,9 @@ def resolve_eval_config(task: type[EvalTask], preset: str, epochs: int | None, s
         name = key.removeprefix("eval.")
         if name not in types:
             raise UserError(f"--set {key}: unknown key {name!r}; allowed keys: {', '.join(sorted(types))}")
-        values[name] = parse_value(text, types[name], key)
+        values[name] = coerce_value(text, types[name], key)
     cfg = task.config_cls(**values)
-    cfg.check()
+    check_sections({"eval": cfg})
     return cfg
 
 
@@ -187,7 +190,7 @@ def evaluate(
         log(f"data: {task.description}\nrun folder: {run_dir}\nparams {record.metrics['params_m']:.3f}M (no aux head)")
         running = {"epoch": start + 1}
         hours = 1 / 3600 * record.provenance["device_count"]
-        with track_status(record, folder, lambda: running["epoch"], "Lower the learning rate (--set lr=...)."):
+        with track_status(record, folder, lambda: running["epoch"], "Lower the learning rate (--set w_lr=...)."):
             for epoch in range(start, epochs):
                 running["epoch"] = epoch + 1
                 with PhaseMeter(device, baseline_kib) as meter:
@@ -211,10 +214,12 @@ def evaluate(
 
 
 def attach_to_search_record(path: Path, evaluation: RunRecord, metric: str, eval_dir: Path) -> None:
-    """The search record gains the test metric, the evaluation's cost and size, and where its record is."""
-    search = RunRecord.load(path)
-    m = evaluation.metrics
-    search.metrics.update({k: m[k] for k in (metric, "eval_device_hours", "eval_peak_mem_mib")})
-    search.metrics.update({f"eval_{k}": m[k] for k in ("params_m", "mult_adds_m") if k in m})
-    search.metrics.update(eval_preset=evaluation.preset, eval_record=str(eval_dir / RECORD))
-    search.save(path)
+    """The search record gains the test metric, the evaluation's cost and size, and where its record is; under
+    the search folder's lock, so that no other process rewrites the record meanwhile."""
+    with RunFolder(Path(path).parent).lock("nasbench eval: adding the test score", wait_s=ATTACH_WAIT_S):
+        search = RunRecord.load(path)
+        m = evaluation.metrics
+        search.metrics.update({k: m[k] for k in (metric, "eval_device_hours", "eval_peak_mem_mib")})
+        search.metrics.update({f"eval_{k}": m[k] for k in ("params_m", "mult_adds_m") if k in m})
+        search.metrics.update(eval_preset=evaluation.preset, eval_record=str(eval_dir / RECORD))
+        save_record(search, Path(path))

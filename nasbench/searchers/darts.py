@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
@@ -51,28 +52,26 @@ class DartsConfig:
     pt_lr: float = 0.0025  # DARTS-PT: the tuning's weight lr (0.025 / 10)
     pt_lr_min: float | None = None  # None: constant (their NAS-Bench-201 code); cosine to this otherwise
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        **dict.fromkeys(("regularizer_weight", "perturb_eps_start", "perturb_eps_end", "aux_skip"), NON_NEGATIVE),
+        **dict.fromkeys(("perturb_steps", "pt_interval"), AT_LEAST_ONE),
+        **dict.fromkeys(("l2_factor", "pt_lr"), POSITIVE),
+        "pt_lr_min": NON_NEGATIVE,
+        "derive_threshold": OPEN_UNIT,
+    }
+
     def check(self) -> None:
         choices = {"regularizer": REGULARIZERS, "perturb": PERTURBATIONS, "derive": DERIVATIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
-        numbers = {
-            "regularizer_weight": (self.regularizer_weight or 0.0) >= 0,
-            "perturb_eps_start": 0 <= self.perturb_eps_start <= self.perturb_eps_end,
-            "perturb_steps": self.perturb_steps >= 1,
-            "aux_skip": self.aux_skip >= 0,
-            "l2_factor": self.l2_factor > 0,
-            "derive_threshold": 0 < self.derive_threshold < 1,
-            "pt_interval": self.pt_interval >= 1,
-            "pt_lr": self.pt_lr > 0 and (self.pt_lr_min is None or 0 <= self.pt_lr_min <= self.pt_lr),
-        }
-        bad = [name for name, ok in numbers.items() if not ok]
-        if bad:
+        if self.perturb_eps_start > self.perturb_eps_end:
             raise UserError(
-                f"searcher settings out of range: {', '.join(f'{n}={getattr(self, n)}' for n in bad)} (need: weights "
-                ">= 0, 0 <= perturb_eps_start <= perturb_eps_end, perturb_steps and pt_interval >= 1, l2_factor > 0, "
-                "0 < derive_threshold < 1, 0 <= pt_lr_min <= pt_lr, pt_lr > 0)"
+                f"perturb_eps_start={self.perturb_eps_start} is above perturb_eps_end={self.perturb_eps_end}: "
+                "eps rises from the first to the second"
             )
+        if self.pt_lr_min is not None and self.pt_lr_min > self.pt_lr:
+            raise UserError(f"pt_lr_min={self.pt_lr_min} is above pt_lr={self.pt_lr}: the tuning anneals down to it")
 
 
 class DartsSearcher(Searcher):

@@ -10,10 +10,11 @@ The architecture is frozen during the first epochs (sec. 4.2), which fetch no ar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nasbench.bounds import AT_LEAST_ONE, NON_NEGATIVE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
@@ -32,11 +33,11 @@ class PcDartsConfig(DartsConfig):
     # epochs (see proportional_warmup), so that --epochs N keeps the paper's proportion
     warmup_epochs: int | None = None
 
-    def check(self) -> None:
-        if self.partial_channels < 1:
-            raise UserError(f"partial_channels={self.partial_channels}: use K >= 1 (1 mixes every channel)")
-        if self.warmup_epochs is not None and self.warmup_epochs < 0:
-            raise UserError(f"warmup_epochs={self.warmup_epochs}: use 0 or more (or none: 30% of the epochs)")
+    bounds: ClassVar[dict[str, Bounds]] = {
+        **DartsConfig.bounds,
+        "partial_channels": AT_LEAST_ONE,  # 1 mixes every channel
+        "warmup_epochs": NON_NEGATIVE,
+    }
 
 
 # The paper's CIFAR-10 search protocol (sec. 4.2; the released code's defaults agree). The rest (SGD momentum

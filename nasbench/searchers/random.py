@@ -31,11 +31,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
@@ -84,9 +85,7 @@ class RandomConfig:
     # optimistic bound (the benchmark's own random search ranks by validation accuracy).
     oracle: bool = False
 
-    def check(self) -> None:
-        if self.samples < 1:
-            raise UserError(f"searcher samples={self.samples}: random search needs at least 1 sample")
+    bounds: ClassVar[dict[str, Bounds]] = {"samples": AT_LEAST_ONE}
 
 
 @dataclass

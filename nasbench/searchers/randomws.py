@@ -28,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
@@ -49,12 +50,11 @@ class RandomWsConfig:
     candidate_batches: int = 10  # released code: each candidate scored on 10 held-out minibatches
     finalists: int = 10  # released code: the best 10 re-scored on the whole held-out split
 
+    bounds: ClassVar[dict[str, Bounds]] = dict.fromkeys(("candidates", "candidate_batches", "finalists"), AT_LEAST_ONE)
+
     def check(self) -> None:
-        if not 1 <= self.finalists <= self.candidates or self.candidate_batches < 1:
-            raise UserError(
-                f"searcher candidates={self.candidates}, finalists={self.finalists}, candidate_batches="
-                f"{self.candidate_batches}: need 1 <= finalists <= candidates and candidate_batches >= 1"
-            )
+        if self.finalists > self.candidates:
+            raise UserError(f"finalists={self.finalists} is more than candidates={self.candidates}")
 
 
 class RandomWeightSharing(Searcher):

@@ -17,16 +17,22 @@ own mixer (``mixers.py``) and, where its paper has them, a temperature schedule 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nasbench.bounds import NON_NEGATIVE, POSITIVE, Bounds
 from nasbench.config import RunConfig
 from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.mixers import DirichletMixer, GumbelHardMixer, GumbelSoftMixer
 from nasbench.searchers.regularizers import dirichlet_kl_to_uniform
 from nasbench.spaces.base import SearchSpace
+
+
+def check_annealing(tau_min: float, tau_max: float) -> None:
+    if tau_min > tau_max:
+        raise UserError(f"tau_min={tau_min} is above tau_max={tau_max}: the temperature anneals from tau_max down")
 
 
 def linear_schedule(epoch: int, epochs: int, start: float, end: float) -> float:
@@ -43,9 +49,11 @@ class GdasConfig(DartsConfig):
     # does for the space's family
     unsampled_gradient: bool | None = None
 
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "tau_max": POSITIVE, "tau_min": POSITIVE}
+
     def check(self) -> None:
-        if not 0 < self.tau_min <= self.tau_max:
-            raise UserError(f"tau_min={self.tau_min}, tau_max={self.tau_max}: need 0 < tau_min <= tau_max")
+        super().check()
+        check_annealing(self.tau_min, self.tau_max)
 
 
 class Gdas(DartsSearcher):
@@ -90,9 +98,11 @@ class SnasConfig(DartsConfig):
     tau_max: float = 1.0  # SNAS-Series: --temp 1 --temp_min 0.03, linear per epoch (over a fixed 150 there)
     tau_min: float = 0.03
 
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "tau_max": POSITIVE, "tau_min": POSITIVE}
+
     def check(self) -> None:
-        if not 0 < self.tau_min <= self.tau_max:
-            raise UserError(f"tau_min={self.tau_min}, tau_max={self.tau_max}: need 0 < tau_min <= tau_max")
+        super().check()
+        check_annealing(self.tau_min, self.tau_max)
 
 
 class Snas(DartsSearcher):
@@ -128,11 +138,12 @@ class DrnasConfig(DartsConfig):
     reg_type: str = "l2"
     kl_scale: float = 1e-3
 
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "kl_scale": NON_NEGATIVE}
+
     def check(self) -> None:
+        super().check()
         if self.reg_type not in ("l2", "kl"):
             raise UserError(f"reg_type={self.reg_type!r}: use l2 (the anchor as weight decay) or kl")
-        if self.kl_scale < 0:
-            raise UserError(f"kl_scale={self.kl_scale}: use 0 or more")
 
 
 class DrNas(DartsSearcher):

@@ -6,15 +6,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from nasbench.bounds import POSITIVE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
-from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.hypergradient import (
     EPS_SCALE,
@@ -36,9 +36,7 @@ class SecondOrderConfig(DartsConfig):
     # and one backward pass fewer per step; the architecture gradient is unchanged.
     share_train_grad: bool = False
 
-    def check(self) -> None:
-        if not self.fd_eps_scale > 0:
-            raise UserError(f"fd_eps_scale={self.fd_eps_scale}: the finite-difference step must be positive")
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "fd_eps_scale": POSITIVE}
 
 
 class _LossOf(nn.Module):

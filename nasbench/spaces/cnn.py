@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, Bounds
 from nasbench.data.cifar10 import cifar10_search_data
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
@@ -41,11 +42,15 @@ class CnnConfig:
     # the ops each edge mixes: "darts" (the eight of sec. 3.1.1) or RobustDARTS' reduced spaces "s1"-"s4"
     op_set: str = "darts"
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        "channels": Bounds(2.0),
+        "layers": Bounds(3.0),  # the reductions sit at layers // 3 and 2 * layers // 3: fewer, no normal cell
+        **dict.fromkeys(("nodes", "stem_multiplier"), AT_LEAST_ONE),
+    }
+
     def check(self) -> None:
-        if self.channels < 2 or self.channels % 2:
-            raise UserError(f"space channels={self.channels}: use an even number of at least 2")
-        if self.layers < 1 or self.nodes < 1:
-            raise UserError(f"space layers={self.layers}, nodes={self.nodes}: both must be at least 1")
+        if self.channels % 2:
+            raise UserError(f"space channels={self.channels}: use an even number (PC-DARTS and the cells halve it)")
         if self.op_set not in OP_SETS:
             raise UserError(f"space op_set={self.op_set!r}: use one of {', '.join(OP_SETS)}")
 

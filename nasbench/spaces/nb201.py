@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, Bounds
 from nasbench.data.cifar10 import cifar10_search_data
 from nasbench.data.nb201_table import lookup
 from nasbench.data.streams import SearchData
@@ -44,11 +45,7 @@ class Nb201Config:
     channels: int = 16
     cells_per_stage: int = 5
 
-    def check(self) -> None:
-        if self.channels < 1 or self.cells_per_stage < 1:
-            raise UserError(
-                f"space channels={self.channels}, cells_per_stage={self.cells_per_stage}: both must be at least 1"
-            )
+    bounds: ClassVar[dict[str, Bounds]] = dict.fromkeys(("channels", "cells_per_stage"), AT_LEAST_ONE)
 
 
 def derive_argmax(weights: torch.Tensor, ops: Sequence[str] = NB201_OPS) -> tuple[Edge, ...]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
 
+from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, Bounds
 from nasbench.data import builtin_path
-from nasbench.data.ptb import TextStream, batchify, load_corpus
+from nasbench.data.ptb import TextStream, batchify, check_tar_window, load_corpus
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
@@ -56,12 +57,15 @@ class RnnConfig:
     ar_alpha: float = 0.0  # reference code: activation regularisation off
     tar_beta: float = 1e-3  # reference code: temporal activation regularisation 1e-3
 
+    bounds: ClassVar[dict[str, Bounds]] = {
+        **dict.fromkeys(("units", "nodes", "eval_batch_size"), AT_LEAST_ONE),
+        "bptt": Bounds(2.0),
+        **dict.fromkeys(("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"), FRACTION),
+        **dict.fromkeys(("ar_alpha", "tar_beta"), NON_NEGATIVE),
+    }
+
     def check(self) -> None:
-        if self.units < 1 or self.nodes < 1 or self.eval_batch_size < 1:
-            raise UserError(f"space units={self.units}, nodes={self.nodes}, eval_batch_size: all must be >= 1")
-        rates = (self.dropout, self.dropouth, self.dropoutx, self.dropouti, self.dropoute)
-        if not all(0.0 <= p < 1.0 for p in rates):
-            raise UserError(f"space dropouts {rates}: each must lie in [0, 1)")
+        check_tar_window(self.bptt, self.tar_beta)
 
     def regime(self) -> Regime:
         return Regime(**{f.name: getattr(self, f.name) for f in fields(Regime)})

@@ -69,5 +69,5 @@ def test_the_record_says_which_genotype_it_returns_and_the_best_by_validation(tm
 
 
 def test_early_stop_needs_the_eigenvalue():
-    with pytest.raises(Exception, match="early_stop needs hessian_every >= 1"):
+    with pytest.raises(Exception, match="early_stop=true needs the eigenvalue: set hessian_every to 1"):
         tiny_config("darts1", "cnn", early_stop="true", hessian_every="0")

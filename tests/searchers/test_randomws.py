@@ -189,7 +189,7 @@ def test_selection_screens_then_rescores_and_returns_the_best(monkeypatch):
 
 
 def test_config_is_checked():
-    with pytest.raises(UserError, match="finalists <= candidates"):
+    with pytest.raises(UserError, match="finalists=3 is more than candidates=2"):
         tiny_config("randomws", "cnn", candidates="2", finalists="3")
 
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from nasbench.bounds import check_bounds
 from nasbench.data.ptb import TextBatch
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype
@@ -191,8 +192,10 @@ def test_batch_lr_scales_the_weight_learning_rate_for_one_step():
 
 
 def test_bad_space_config_is_a_user_error():
-    with pytest.raises(UserError, match="dropouts"):
-        RnnConfig(dropout=1.0).check()
+    with pytest.raises(UserError, match=r"space.dropout=1.0 \(must be in \[0, 1\)\)"):
+        check_bounds({"space": RnnConfig(dropout=1.0)})
+    with pytest.raises(UserError, match="bptt"):
+        RnnConfig(bptt=2, tar_beta=1e-3).check()
 
 
 def test_load_data_reads_a_corpus_folder(tmp_path):
