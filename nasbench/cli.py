@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from nasbench import __version__
 from nasbench.cli_flags import add_training_flags, apply_threads, show_progress
 from nasbench.config import RunConfig, config_differences, config_from_dict, parse_set_flags, resolve_config
 from nasbench.errors import UserError
 from nasbench.eval.command import add_eval_parser, cmd_eval
+from nasbench.listing import cmd_list
+from nasbench.loggers import LOGGERS
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.report import GROUP_FIELDS
 from nasbench.results import RunRecord
@@ -32,14 +37,19 @@ from nasbench.tables import COLUMN_NAMES
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasbench", description="Benchmark suite for neural architecture search.")
+    parser.add_argument("--version", action="version", version=f"nasbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="search an architecture and write a run record")
     p.add_argument("--searcher", required=True, help="searcher name (see `nasbench list`)")
     p.add_argument("--space", required=True, help="search space name (see `nasbench list`)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument(
+        "--log", nargs="+", default=[], choices=LOGGERS, help="also log each epoch live (extras: tensorboard, wandb)"
+    )
     add_training_flags(p, "search")
 
-    sub.add_parser("list", help="list the registered searchers and search spaces")
+    sub.add_parser("list", help="the registered searchers and spaces, their settings, presets and genotypes")
     add_eval_parser(sub)
     add_sweep_parser(sub)
 
@@ -60,16 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_list() -> int:
-    print("searchers:")
-    for name in SEARCHERS.names():
-        print(f"  {name:10s} {SEARCHERS.get(name).summary}")
-    print("spaces:")
-    for name in SPACES.names():
-        print(f"  {name:10s} {SPACES.get(name).summary}")
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     searcher_cls = SEARCHERS.get(args.searcher)
     space = SPACES.get(args.space)()
@@ -87,6 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         train_flags=train_flags,
         set_pairs=parse_set_flags(args.set),
     )
+    if args.dry_run:
+        print(json.dumps(asked.to_dict(), indent=1))
+        return 0
     if args.resume is not None:
         stem = f"{args.searcher}-{preset}-seed{args.seed}"
         what = f"{args.searcher}/{args.space} run (preset {preset}, seed {args.seed})"
@@ -105,7 +108,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with interrupt_on_signals():
             record = run(
-                cfg, run_dir, resume=args.resume is not None, download=args.download, progress=show_progress(args)
+                cfg,
+                run_dir,
+                resume=args.resume is not None,
+                download=args.download,
+                progress=show_progress(args),
+                log_to=args.log,
             )
     except KeyboardInterrupt:
         print(
@@ -170,14 +178,16 @@ def cmd_table(args: argparse.Namespace) -> int:
     from nasbench.report import build_report
     from nasbench.tables import render
 
+    if args.out and Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder; name the file to write the table to")
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise UserError(f"--plots {args.plots} is a file; name a folder to save the plots in")
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     report = build_report(args.runs, group_by=group_by)
     text = render(report, args.format, columns)
     if args.out:
         out = Path(args.out)
-        if out.is_dir():
-            raise UserError(f"--out {out} is a folder; name the file to write the table to")
         with writing(out):
             out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)
@@ -187,7 +197,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.format == "csv" and report.footnotes():
         print("\n".join(report.footnotes()), file=sys.stderr)  # CSV has no room for footnotes
     if args.plots:
-        from nasbench.plots import save_plots  # matplotlib only when plots are asked for
+        from nasbench.figures import save_plots  # matplotlib only when plots are asked for
 
         written = save_plots(report, Path(args.plots), seed=args.plot_seed)
         print(f"{len(written)} plot(s) written to {args.plots}", file=sys.stderr)
@@ -196,6 +206,14 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except BrokenPipeError:  # the reader went away (`nasbench list | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in ("run", "eval"):  # a sweep's --threads are per cell, set in its workers
             apply_threads(args.threads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -17,6 +17,7 @@ from nasbench.config import AUTOCAST_DTYPES, RunConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
+from nasbench.loggers import EpochLogger, make_loggers
 from nasbench.metrics.collapse import CollapseSettings, EarlyStopRule, early_stop_decision, epoch_collapse_stats
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all
@@ -71,6 +72,7 @@ class Run:
     log: Callable[[str], None]
     progress: bool
     baseline_kib: int | None = None  # resident memory before data and model were built
+    loggers: Sequence[EpochLogger] = ()  # live mirrors of each epoch (TensorBoard, W&B); the record stays the truth
 
     def save(self, epoch: int) -> None:
         state = {"epoch": epoch, "searcher": self.searcher.state_dict(), "rng": rng_state()}
@@ -151,12 +153,15 @@ class Run:
                     record.metrics.update(early_stopped=True, early_stop_epoch=returned, early_stop_reason=stop[1])
                 self.save(epoch)  # before the epoch's line: a line on screen means a checkpoint on disk
                 self.log(epoch_line(stats, epochs, self.space.metric))
+                for logger in self.loggers:
+                    logger.epoch(stats)
                 if record.metrics.get("early_stopped"):
                     self.log(record.metrics["early_stop_reason"])
                     break
             if record.epochs:
                 record.metrics.update(returned_genotype(record.epochs, record.metrics, self.space.metric))
                 record.genotype = record.epochs[record.metrics["returned_epoch"] - 1]["genotype"]
+                record.genotype_cells = genotype_json(self.space.parse_genotype(record.genotype))
         return record
 
     @property
@@ -165,6 +170,14 @@ class Run:
         if not t.early_stop:
             return None
         return EarlyStopRule(t.early_stop_window, t.early_stop_delta, t.early_stop_factor, t.early_stop_start_epoch)
+
+
+def genotype_json(genotype: Genotype) -> dict[str, Any]:
+    """The genotype as plain JSON: per cell, its edges as [op, src, dst] and the nodes concatenated."""
+    return {
+        name: {"edges": [list(e) for e in edges], "concat": list(genotype.concat_of(name))}
+        for name, edges in genotype.cells
+    }
 
 
 def returned_genotype(epochs: list[dict[str, Any]], metrics: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -212,9 +225,9 @@ def epoch_line(stats: dict[str, Any], epochs: int, metric: str) -> str:
     for key in ("val_acc" if metric == "acc" else "val_ppl", "true_test_acc"):
         if key in stats:
             parts.append(f"{key} {stats[key]:.2f}")
-    if "hessian_eig" in stats:
-        parts.append(f"hessian_eig {stats['hessian_eig']:.4g}")
-    parts.append(f"{stats['seconds']:.1f}s")
+    parts.append(f"{stats['seconds']:.1f}s search")
+    if "hessian_eig" in stats:  # the suite's measurement, timed apart from the method's cost
+        parts.append(f"hessian_eig {stats['hessian_eig']:.4g} ({stats.get('hessian_seconds', 0.0):.1f}s)")
     parts.append(f"peak {stats['peak_mem_mib']:.0f} MiB")
     return " | ".join(parts)
 
@@ -227,8 +240,10 @@ def run(
     download: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    log_to: Sequence[str] = (),
 ) -> RunRecord:
-    """Search with ``cfg``, writing ``record.json`` and ``checkpoint.pt`` into ``run_dir`` at every epoch.
+    """Search with ``cfg``, writing ``record.json`` and ``checkpoint.pt`` into ``run_dir`` at every epoch;
+    ``log_to``: live loggers besides (``nasbench.loggers``).
 
     ``resume``: True continues the run in ``run_dir`` from its checkpoint, with a result equal to that of
     a run never interrupted; False starts a new one; "auto" does whichever applies (``rundir.open_folder``).
@@ -267,4 +282,11 @@ def run(
                 )
             load_state(searcher.load_state_dict, state["searcher"], folder)
         save_record(record, folder.record_path)
-        return Run(cfg, folder, space, data, searcher, record, device, log, progress, baseline_kib).execute(start_epoch)
+        loggers = make_loggers(list(log_to), folder.path, record)
+        try:
+            return Run(
+                cfg, folder, space, data, searcher, record, device, log, progress, baseline_kib, loggers
+            ).execute(start_epoch)
+        finally:
+            for logger in loggers:
+                logger.close()

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,3 +156,52 @@ def test_checkpoint_from_other_code_is_a_clear_error_on_resume(tmp_path, monkeyp
     assert main([*TINY, "--set", "epochs=3", "--out", str(tmp_path), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "does not fit this version of the code" in err and "Traceback" not in err
+
+
+def test_version_and_dry_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "nasbench 0.1.0" in capsys.readouterr().out
+    assert (
+        main(["run", "--searcher", "gdas", "--space", "nb201", "--preset", "tiny", "--dry-run", "--set", "tau_min=0.5"])
+        == 0
+    )
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["searcher_config"]["tau_min"] == 0.5 and resolved["train"]["weight_step_first"] is True
+
+
+def test_list_shows_settings_presets_and_genotypes_and_survives_a_broken_plugin(monkeypatch, capsys):
+    from importlib.metadata import EntryPoint
+
+    from nasbench.registry import SEARCHERS
+
+    broken = EntryPoint("broken", "no_such_module:Nothing", "nasbench.searchers")
+    monkeypatch.setattr(SEARCHERS, "_entry_points", {**SEARCHERS._discover(), "broken": broken})
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: the searcher 'broken' could not be loaded" in err and "Traceback" not in err
+    assert "tau_max: float = 10.0" in out and "presets: paper, small, cpu, tiny" in out
+    assert "published genotypes: DARTS_V1, DARTS_V2, PC_DARTS" in out and "darts1" in out
+
+
+def test_list_into_a_closed_pipe_prints_no_traceback():
+    proc = subprocess.run(
+        f"{sys.executable} -m nasbench list | head -1", shell=True, capture_output=True, text=True, check=True
+    )
+    assert "searcher" in proc.stdout or "protocol" in proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_built_in_entry_points_equal_the_registry():
+    from importlib.metadata import entry_points
+
+    import tomllib
+
+    from nasbench.registry import SEARCHERS, SPACES
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    declared = project["project"]["entry-points"]
+    for group, registry in (("nasbench.searchers", SEARCHERS), ("nasbench.spaces", SPACES)):
+        ours = {ep.name for ep in entry_points(group=group) if ep.dist is not None and ep.dist.name == "nasbench"}
+        assert set(declared[group]) == ours, "reinstall (pip install -e .): pyproject.toml and the metadata differ"
+        assert ours <= set(registry.names())

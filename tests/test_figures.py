@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nasbench.cli import main
+from nasbench.figures import drawable, save_plots, series
 from nasbench.plot_cells import op_colors, plot_alphas
-from nasbench.plots import drawable, save_plots, series
 from nasbench.report import build_report
 from nasbench.spaces.cnn import CnnSpace
 from tests.test_tables import make_record, save

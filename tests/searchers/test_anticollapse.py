@@ -17,8 +17,8 @@ from nasbench.searchers.projection import Projection, decide, decision_rounds, t
 from nasbench.searchers.regularizers import beta_continuous, regularizer_weight, zero_one
 from nasbench.spaces.base import Supernet
 from nasbench.spaces.mixing import CellSpec, Mixer
+from nasbench.testing import build, steps
 from tests.conftest import tiny_config
-from tests.searchers.test_contract import build, steps
 
 
 def test_beta_regulariser_and_its_gradient_by_hand():

@@ -16,8 +16,8 @@ from nasbench.searchers.samplers import Gdas, linear_schedule
 from nasbench.spaces.base import SupernetOptions
 from nasbench.spaces.mixing import CellMix, CellSpec, Mixer
 from nasbench.spaces.nb201 import NB201_OPS, Nb201Config, Nb201Supernet, SearchCell
+from nasbench.testing import build, steps
 from tests.conftest import tiny_config
-from tests.searchers.test_contract import build, steps
 
 CPU = torch.device("cpu")
 
@@ -185,9 +185,9 @@ class TemperedDarts(DartsSearcher):
 
 @pytest.fixture
 def tempered():
-    SEARCHERS.register("tempered")(TemperedDarts)
-    yield "tempered"
-    SEARCHERS.unregister("tempered")
+    SEARCHERS.register("defined-in-a-test")(TemperedDarts)  # not "tempered": the example plugin may hold it
+    yield "defined-in-a-test"
+    SEARCHERS.unregister("defined-in-a-test")
 
 
 @pytest.mark.parametrize("space_name", ["cnn", "nb201", "rnn"])

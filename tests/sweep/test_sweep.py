@@ -44,7 +44,7 @@ def test_a_sweep_runs_every_cell_writes_a_manifest_and_skips_completed_cells_whe
     ]
     assert all(r.status == "completed" for r in found.values())
     assert "[4/4] completed" in out and "true_test_acc" in out and "cells: 4 completed, 0 failed, 0 left" in out
-    assert "| darts1" in out  # the comparison table of the grid
+    assert "| DARTS (first order)" in out and "| Random search" in out  # the comparison table of the grid
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert {entry["state"] for entry in manifest["cells"].values()} == {"completed"} and len(manifest["cells"]) == 4
     before = {k: r.finished_at for k, r in found.items()}

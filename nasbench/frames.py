@@ -1,0 +1,46 @@
+"""Run records as pandas DataFrames (the API's ``load_runs``), and reports built from either paths or frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasbench.report import GROUP_FIELDS, Report, flat_settings, load_records, report_of
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def runs_frame(paths: list[str | Path], epochs: bool = False) -> pd.DataFrame:
+    loaded, problems = load_records(paths)
+    lines = []
+    for path, record in loaded:
+        who = {
+            "path": str(path), "searcher": record.searcher, "space": record.space, "preset": record.preset,
+            "seed": record.seed, "status": record.status, "genotype": record.genotype, "record": record,
+        }  # fmt: skip
+        settings = {k: str(v) if isinstance(v, tuple) else v for k, v in flat_settings(record).items()}
+        if not epochs:
+            lines.append({**who, **settings, **_scalars(record.metrics)})
+            continue
+        for epoch in record.epochs:
+            lines.append({**who, **_scalars(epoch)})
+    frame = pd.DataFrame(lines)
+    frame.attrs["problems"] = problems  # unreadable files under the paths, as the table names them
+    return frame
+
+
+def report_of_runs(runs: Any, group_by: Any) -> Report:
+    """A Report from paths (str, Path or a list of them) or from a ``runs_frame`` (its ``record`` column)."""
+    group = tuple(group_by) if group_by else GROUP_FIELDS
+    if isinstance(runs, pd.DataFrame):
+        by_path: dict[Path, Any] = {}
+        for path, record in zip(runs["path"], runs["record"]):  # an epochs frame repeats each run
+            by_path.setdefault(Path(path), record)
+        return report_of(list(by_path.items()), list(runs.attrs.get("problems", [])), None, group)
+    paths = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    loaded, problems = load_records(paths)
+    return report_of(loaded, problems, None, group)
