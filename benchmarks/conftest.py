@@ -122,8 +122,12 @@ def summary() -> dict[str, Any]:
         "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
             "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),
+        "gdas_over_darts1_step_time_small": _ratio("step/gdas-cnn-small", "step/darts1-cnn-small", "median_s"),
+        "gdas_over_darts1_peak_mem_small": _ratio("step/gdas-cnn-small", "step/darts1-cnn-small", "peak_mem_mib"),
         "pcdarts_over_darts1_peak_mem_small": _ratio("step/pcdarts-cnn-small", "step/darts1-cnn-small", "peak_mem_mib"),
         "data_over_fastest_step_samples_per_s": (data["samples_per_s"] * fastest if data and fastest else None),
+        "sweep_overhead_per_cell_s": SUMMARY.get("sweep/darts1-nb201-tiny-x8", {}).get("overhead_per_cell_s"),
+        "sweep_two_over_one_worker_wall": SUMMARY.get("sweep/darts1-nb201-tiny-x8", {}).get("two_over_one_worker_wall"),
         "matmul_fraction": {k: round(v["matmul_fraction"], 4) for k, v in SUMMARY.items() if "matmul_fraction" in v},
     }
 

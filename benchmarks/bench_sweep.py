@@ -1,0 +1,62 @@
+"""The sweep's cost: its own overhead per cell, and what a second worker buys on a CPU.
+
+Eight tiny NAS-Bench-201 cells (darts1, seeds 0-7, no eigenvalue) are run three ways, each in a fresh
+process with one thread per run: one after another by ``nasbench.runner.run`` in one process (no sweep),
+by ``nasbench sweep --workers 1`` and by ``nasbench sweep --workers 2``. The overhead per cell is the
+one-worker sweep's wall time less the direct runs', over the cells (targets: under 1 s; the two-worker
+sweep in about half the one-worker time on two cores).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import SUMMARY
+
+CELLS = 8
+SWEEP = ["--searchers", "darts1", "--spaces", "nb201", "--seeds", f"0-{CELLS - 1}", "--preset", "tiny"]
+SETTINGS = ["--set", "hessian_every=0", "--threads", "1", "--quiet"]
+DIRECT = f"""
+import sys
+from pathlib import Path
+from nasbench.testing import tiny_config
+from nasbench.runner import run
+for seed in range({CELLS}):
+    run(tiny_config("darts1", "nb201", seed=seed, hessian_every=0), Path(sys.argv[1]) / str(seed),
+        progress=False, echo=lambda line: None)
+"""
+
+
+def wall_seconds(args: list[str]) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def test_sweep_overhead_and_two_workers(benchmark, tmp_path: Path):
+    times: dict[str, float] = {}
+
+    def once() -> None:
+        times["direct_s"] = wall_seconds(["-c", DIRECT, str(tmp_path / "direct")])
+        for workers in (1, 2):
+            out = tmp_path / f"workers{workers}"
+            times[f"workers{workers}_s"] = wall_seconds(
+                ["-m", "nasbench", "sweep", *SWEEP, *SETTINGS, "--out", str(out), "--workers", str(workers)]
+            )
+            assert len(list(out.rglob("record.json"))) == CELLS
+
+    wall_seconds(["-c", DIRECT, str(tmp_path / "warm-up")])  # imports and kernels warm in the page cache
+    benchmark.pedantic(once, rounds=1, iterations=1, warmup_rounds=0)  # minutes: one round
+    info = {
+        **times,
+        "cells": CELLS,
+        "overhead_per_cell_s": (times["workers1_s"] - times["direct_s"]) / CELLS,
+        "two_over_one_worker_wall": times["workers2_s"] / times["workers1_s"],
+    }
+    benchmark.extra_info.update(info)
+    SUMMARY["sweep/darts1-nb201-tiny-x8"] = {"median_s": times["workers1_s"], **info}
