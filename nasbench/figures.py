@@ -10,6 +10,7 @@ or the one asked for): softmax(alpha) per edge and the derived cells (``plot_cel
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,7 @@ def draw_rows(ax: Any, rows: list[Row], key: str, ylabel: str) -> int:
         diverged += lost
         color, style = plt.get_cmap("tab10")(i % 10), STYLES[(i // 10) % len(STYLES)]
         seeds = row.seeds
-        ax.plot(
-            xs, mean, style, color=color, lw=1.6, label=f"{row_name(row)} ({seeds} seed{'s' if seeds != 1 else ''})"
-        )
+        ax.plot(xs, mean, style, color=color, lw=1.6, label=legend_label(row))
         if seeds > 1:
             ax.fill_between(xs, low, high, color=color, alpha=0.12, lw=0)
         drawn.append(mean)
@@ -102,10 +101,16 @@ def plot_curves(rows: list[Row], key: str, ylabel: str, title: str, path: Path) 
         xlabel="epoch"
         + (f"\n({diverged} diverged values, not finite or above {DIVERGED:.0e}: gaps)" if diverged else "")
     )
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 80), fontsize=10)  # the axes, not the figure, set the width: wrap
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=BAND, title_fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def legend_label(row: Row) -> str:
+    """The row's name and seeds in at most 110 characters, wrapped at 55 (the table names long settings in full)."""
+    seeds = f" ({row.seeds} seed{'s' if row.seeds != 1 else ''})"
+    return textwrap.fill(textwrap.shorten(row_name(row), 110 - len(seeds), placeholder=" ...") + seeds, 55)
 
 
 def plot_study(rows: list[Row], space: str, path: Path) -> Path | None:
@@ -119,7 +124,8 @@ def plot_study(rows: list[Row], space: str, path: Path) -> Path | None:
         ("param_free_share", "parameter-free share of the derived cell"),
         (EIG_KEY, "dominant Hessian eigenvalue"),
     ]
-    legend_rows = math.ceil(len(measured) / 3)
+    lines = max(legend_label(r).count("\n") + 1 for r in measured)
+    legend_rows = math.ceil(len(measured) / 3) * lines
     height = 4.4 + 0.18 * legend_rows
     fig, axes = plt.subplots(1, 3, figsize=(16, height))
     for ax, (key, label) in zip(axes, panels):

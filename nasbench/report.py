@@ -10,6 +10,8 @@ differ in settings name the settings they differ in. ``group_by`` pools rows on 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -230,13 +232,38 @@ def final_eigenvalue(record: RunRecord) -> float | None:
 
 
 def flat_settings(record: RunRecord) -> dict[str, Any]:
-    """``section.key`` -> value of the record's resolved configuration (train, space, searcher) and its data."""
+    """``section.key`` -> value of the record's resolved configuration (train, space, searcher) and its data.
+    A setting the record does not hold was added to the code after the run: it reads as its default, which
+    is what the code did before the setting existed (a new setting's default keeps the old behaviour)."""
     out: dict[str, Any] = {"data": _hashable(record.config.get("data"))}
+    defaults = setting_defaults(record.searcher, record.space)
     for section in ("train", "space_config", "searcher_config"):
         values = record.config.get(section, {})
         if isinstance(values, dict):
+            values = {**defaults.get(section, {}), **values}
             out.update({f"{section.removesuffix('_config')}.{k}": _hashable(v) for k, v in values.items()})
     return out
+
+
+@functools.cache
+def setting_defaults(searcher: str, space: str) -> dict[str, dict[str, Any]]:
+    """Per record section, the defaults of the installed code's settings ({} for what is not installed)."""
+    from nasbench.config import TrainConfig
+
+    classes: dict[str, Any] = {"train": TrainConfig}
+    for section, registry, name in (("space_config", SPACES, space), ("searcher_config", SEARCHERS, searcher)):
+        try:
+            classes[section] = registry.get(name).config_cls
+        except Exception:  # a searcher or space that is not installed here
+            continue
+    return {
+        section: {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
+        for section, cls in classes.items()
+    }
 
 
 def _hashable(value: Any) -> Any:

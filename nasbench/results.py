@@ -27,7 +27,8 @@ class RunRecord:
     status: str = "running"
     error: str | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
-    genotype: str | None = None
+    genotype: str | None = None  # the returned genotype in the space's text form
+    genotype_cells: dict[str, Any] | None = None  # the same as JSON: cell -> {"edges": [[op, src, dst]], "concat"}
     metrics: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
     finished_at: str | None = None

@@ -330,8 +330,8 @@ def open_folder(path: Path, command: str, kind: str, resume: bool | str) -> Iter
     """
     path = Path(path)
     folder = RunFolder(path)
-    try:
-        with folder.lock(command):
+    with folder.lock(command):  # a second process stops here (FolderBusy) and never touches the folder
+        try:
             existing = folder.read_record()
             if existing is not None and record_kind(existing) != kind:
                 raise UserError(f"{path} holds an {record_kind(existing)} run, not a {kind}; name a {kind} folder")
@@ -341,10 +341,11 @@ def open_folder(path: Path, command: str, kind: str, resume: bool | str) -> Iter
             if not resume and existing is not None and existing.epochs and existing.status != "completed":
                 raise UserError(f"{path} already holds a {kind} with {len(existing.epochs)} epoch(s); use --resume")
             yield Opened(folder, existing, bool(resume))
-    except BaseException:
-        if path.is_dir() and {p.name for p in path.iterdir()} <= {LOCK, LOG}:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
+        except BaseException:
+            # only the holder cleans up, and while it holds the lock: another process's new folder is never removed
+            if path.is_dir() and {p.name for p in path.iterdir()} <= {LOCK, LOG}:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
 
 
 def reopen(folder: RunFolder, log: Callable[[str], None], epochs: int) -> tuple[dict[str, Any], RunRecord, int]:

@@ -151,10 +151,14 @@ def space_title(space: str, metric: str, rows: list[Row], pm: str = "±") -> str
     return text
 
 
+# A percentile bootstrap over two seeds has three distinct resampled means a side: far too narrow to print.
+MIN_SEEDS_PER_SIDE = 3
+
+
 def comparison(rows: list[Row], key: str = "true_test_acc") -> list[tuple[str, str, float, float, float]]:
-    """For each pair of measured rows with 2 or more seeds of ground truth: (row a, row b, mean(a) - mean(b),
-    95% bootstrap interval of that difference)."""
-    measured = [r for r in rows if r.source == "measured" and key in r.truth and r.truth[key].n >= 2]
+    """For each pair of measured rows with ``MIN_SEEDS_PER_SIDE`` or more seeds of ground truth: (row a, row b,
+    mean(a) - mean(b), 95% bootstrap interval of that difference)."""
+    measured = [r for r in rows if r.source == "measured" and key in r.truth and r.truth[key].n >= MIN_SEEDS_PER_SIDE]
     values = {
         id(r): [float(x[key]) for x in (rec.metrics for rec in r.records) if isinstance(x.get(key), (int, float))]
         for r in measured
@@ -187,7 +191,8 @@ def to_markdown(report: Report, chosen: Sequence[str] | None = None) -> str:
             ]
             parts.append(
                 f"### {space}: differences of mean true test accuracy (CIFAR-10, percentage points), 95 % bootstrap "
-                "intervals over seeds (* the interval excludes 0)\n\n" + "\n".join(lines) + "\n"
+                f"intervals over seeds, rows with {MIN_SEEDS_PER_SIDE} or more seeds (* the interval excludes 0; with"
+                " few seeds a percentile bootstrap is too narrow, so read * as a hint)\n\n" + "\n".join(lines) + "\n"
             )
     notes = report.footnotes()
     if notes:

@@ -15,6 +15,7 @@ from nasbench.errors import UserError
 from nasbench.results import RunRecord
 from nasbench.rundir import (
     CHECKPOINT,
+    LOCK,
     FolderBusy,
     OutputError,
     RunFolder,
@@ -115,6 +116,15 @@ def test_a_second_process_is_refused_with_the_holder_named(held_folder):
     with pytest.raises(FolderBusy, match=rf"in use by process {proc.pid} on .*holder-for-test"):
         RunFolder(folder).lock("second").__enter__()
     assert RunFolder(folder).holder().pid == proc.pid
+
+
+def test_a_refused_job_leaves_the_holders_new_folder_alone(held_folder):
+    """The holder has only its lock in the folder yet (set-up); a second job refused there must not clean the
+    folder up as if its own set-up had failed (two sweeps on one folder lost a cell that way)."""
+    folder, proc = held_folder
+    with pytest.raises(FolderBusy), open_folder(folder, "second", "search", resume="auto"):
+        pass
+    assert (folder / LOCK).exists() and RunFolder(folder).holder().pid == proc.pid
 
 
 def test_a_killed_holder_leaves_a_stale_record_and_a_free_folder(held_folder):

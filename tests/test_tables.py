@@ -130,13 +130,15 @@ def test_runs_that_ran_different_settings_are_rows_apart_named_by_what_differs(t
         save(make_record("darts1", seed, val_accs=(20.0, 30.0)), tmp_path)  # 2 epochs
         save(make_record("darts1", seed, val_accs=(20.0, 30.0, 40.0)), tmp_path, name=f"three-{seed}")  # 3 epochs
     save(make_record("darts1", 0, train={"early_stop": True}, val_accs=(20.0, 30.0, 40.0)), tmp_path, name="es")
+    # a newer run holds the setting at its default; the older ones above, made before it existed, lack it
+    save(make_record("darts1", 2, train={"early_stop": False}, val_accs=(20.0, 30.0, 40.0)), tmp_path, name="new")
     report = build_report([tmp_path])
     rows = {r.settings: r for r in measured(report)}
-    assert set(rows) == {"early_stop=None, epochs=2", "early_stop=None, epochs=3", "early_stop=True, epochs=3"}
-    assert [rows[k].seeds for k in sorted(rows)] == [2, 2, 1]
+    assert set(rows) == {"early_stop=False, epochs=2", "early_stop=False, epochs=3", "early_stop=True, epochs=3"}
+    assert [rows[k].seeds for k in sorted(rows)] == [2, 3, 1]
     pooled = build_report([tmp_path], group_by=["space", "searcher", "preset", "device", "evaluation"])
     (row,) = measured(pooled)
-    assert row.seeds == 5 and any("pooled on purpose" in line for line in pooled.footnotes())
+    assert row.seeds == 6 and any("pooled on purpose" in line for line in pooled.footnotes())
 
 
 def test_a_seed_counts_once_the_newest_completed_record(tmp_path):
@@ -241,8 +243,9 @@ def test_pairwise_differences_come_with_bootstrap_intervals():
             self.records = [RunRecord("s", "nb201", i, "cpu", {}, {}, "", metrics={"true_test_acc": v})
                             for i, v in enumerate(values)]  # fmt: skip
 
-    pairs = comparison([FakeRow("a", [94.0, 94.2, 93.8]), FakeRow("b", [90.0, 91.0, 89.0]), FakeRow("c", [50.0])])
-    assert [(a, b) for a, b, *_ in pairs] == [("a", "b")]  # c has one seed: no interval
+    rows = [FakeRow("a", [94.0, 94.2, 93.8]), FakeRow("b", [90.0, 91.0, 89.0]), FakeRow("c", [50.0, 60.0])]
+    pairs = comparison(rows)
+    assert [(a, b) for a, b, *_ in pairs] == [("a", "b")]  # c has two seeds: no interval
     assert pairs[0][2] == pytest.approx(4.0)
 
 
