@@ -5,7 +5,8 @@ peak memory, its multiply-adds (torch's FLOP counter on the forward; a backward 
 forward, because torch's counter over-counts the backward of grouped convolutions), the achieved
 GFLOP/s and that as a fraction of a dense float32 matmul timed in the same session. At the end a
 summary is printed and saved under ``results/benchmarks/`` (as ``<device>-partial.json`` when some
-benchmarks were deselected or failed, so that a partial session never replaces a full one).
+benchmarks were deselected, only some files or tests were named, or some failed, so that a partial session
+never replaces a full one).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def summary() -> dict[str, Any]:
     }
 
 
-DESELECTED: list[Any] = []  # benchmarks left out by -k / -m: such a session's summary is saved as partial
+DESELECTED: list[Any] = []  # benchmarks left out by -k / -m (or files named): the summary is saved as partial
 
 
 def pytest_deselected(items: list[Any]) -> None:
@@ -153,6 +154,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in (name if device.type == "cuda" else "cpu")).strip("-").lower()
-    path = RESULTS / f"{slug}{'-partial' if DESELECTED or session.testsfailed else ''}.json"
+    chosen = any("::" in arg or arg.endswith(".py") for arg in session.config.args)  # files or tests named
+    path = RESULTS / f"{slug}{'-partial' if DESELECTED or chosen or session.testsfailed else ''}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nbenchmark summary ({path}):\n" + json.dumps(out["summary"], indent=1))
