@@ -194,9 +194,16 @@ class RunFolder:
     def lock(self, command: str, wait_s: float = 0.0) -> Iterator[RunFolder]:
         """Hold the folder's lock for the context, waiting up to ``wait_s`` for another holder to let go; then a
         second holder gets a ``FolderBusy`` naming the first."""
+        created = not self.path.exists()
         with writing(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
-            f = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for as long as the lock)
+            try:
+                f = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for as long as the lock)
+            except OSError:
+                if created:  # a full disk: leave no empty folder behind
+                    with contextlib.suppress(OSError):
+                        self.path.rmdir()
+                raise
         deadline = time.monotonic() + wait_s
         try:
             while True:
