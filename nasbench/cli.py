@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from nasbench import __version__
-from nasbench.cli_flags import add_training_flags, apply_threads, show_progress
+from nasbench.cli_flags import add_threads_flag, add_training_flags, apply_threads, show_progress
 from nasbench.config import RunConfig, config_differences, config_from_dict, parse_set_flags, resolve_config
+from nasbench.derive import RULES
 from nasbench.errors import UserError
 from nasbench.eval.command import add_eval_parser, cmd_eval
 from nasbench.listing import cmd_list
@@ -48,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         "--log", nargs="+", default=[], choices=LOGGERS, help="also log each epoch live (extras: tensorboard, wandb)"
     )
     add_training_flags(p, "search")
+
+    d = sub.add_parser("derive", help="a finished search's genotype by DARTS-PT's projection, in a new folder")
+    d.add_argument("run_dir", metavar="RUN_DIR", help="the folder of a completed supernet search")
+    d.add_argument("--rule", required=True, choices=RULES, help="pt: DARTS-PT's perturbation-based projection")
+    d.add_argument("--out", help="folder for the derivation (default: RUN_DIR-derive-RULE beside it)")
+    d.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="e.g. pt_interval=2")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_flag(d)
 
     sub.add_parser("list", help="the registered searchers and spaces, their settings, presets and genotypes")
     add_eval_parser(sub)
@@ -137,6 +146,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_derive(args: argparse.Namespace) -> int:
+    from nasbench.derive import derived_folder, rederive
+
+    out = Path(args.out) if args.out else derived_folder(Path(args.run_dir), args.rule)
+    started = time.perf_counter()
+    try:
+        with interrupt_on_signals():
+            record = rederive(Path(args.run_dir), args.rule, parse_set_flags(args.set), out, show_progress(args))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to continue the derivation in {out}", file=sys.stderr)
+        return 130
+    if record.status != "completed":
+        print(f"derivation {record.status}: {record.error}\nrecord: {out / RECORD}", file=sys.stderr)
+        return 1
+    print_summary(record, out / RECORD, time.perf_counter() - started)
+    return 0
+
+
 def stored_config(run_dir: Path, searcher: str, searcher_cls: Any, space: Any) -> RunConfig:
     """The configuration a run folder's record holds, with a clear error for a folder of another kind."""
     record = RunRecord.load(run_dir / RECORD)
@@ -215,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     try:
-        if args.command in ("run", "eval"):  # a sweep's --threads are per cell, set in its workers
+        if args.command in ("run", "eval", "derive"):  # a sweep's --threads are per cell, set in its workers
             apply_threads(args.threads)
         if args.command == "list":
             return cmd_list()
@@ -225,6 +252,8 @@ def dispatch(args: argparse.Namespace) -> int:
             return cmd_table(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "derive":
+            return cmd_derive(args)
         return cmd_run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

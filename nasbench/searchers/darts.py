@@ -246,7 +246,7 @@ class DartsSearcher(Searcher):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         assert self.model is not None
         self.model.load_state_dict(state["model"])
-        if self.pt is not None:
+        if self.pt is not None and "pt" in state:  # absent: a search re-derived by DARTS-PT (``nasbench derive``)
             self.pt.load_state_dict(state["pt"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
