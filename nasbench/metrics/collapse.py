@@ -38,8 +38,10 @@ def lanczos_max_eigenvalue(
     device: torch.device | None = None,
 ) -> tuple[float, int]:
     """The largest eigenvalue of the symmetric operator ``matvec`` on R^dim by Lanczos (with full
-    reorthogonalisation), and the number of products used. Stops after ``iters`` products, when the
-    largest Ritz value changes by less than ``tol`` relatively, or when the Krylov space is exhausted."""
+    reorthogonalisation), and the number of products used. Stops after ``iters`` products, when the top Ritz
+    pair's residual ||A x - theta x|| (= beta * |last entry of T's top eigenvector|, no extra product) is
+    below ``tol`` relative to theta, or when the Krylov space is exhausted. (A test on the change of theta
+    stops on a value that stagnates before it converges: 13.7 % low on one of RobustDARTS' Hessians.)"""
     q = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
     basis = [q / q.norm()]  # orthonormal Lanczos vectors, each [dim]
     diag: list[float] = []
@@ -55,11 +57,10 @@ def lanczos_max_eigenvalue(
         if off:
             band = torch.tensor(off, dtype=torch.float64)
             t = t + torch.diag(band, 1) + torch.diag(band, -1)
-        new = float(torch.linalg.eigvalsh(t)[-1])
-        beta = float(w.norm())
-        converged = i > 1 and abs(new - estimate) <= tol * max(abs(new), 1e-12)
-        estimate = new
-        if converged or beta <= 1e-10 * max(abs(new), 1.0):
+        values, vectors = torch.linalg.eigh(t)
+        estimate, beta = float(values[-1]), float(w.norm())
+        residual = beta * abs(float(vectors[-1, -1]))
+        if residual <= tol * max(abs(estimate), 1e-12) or beta <= 1e-10 * max(abs(estimate), 1.0):
             return estimate, i
         off.append(beta)
         basis.append(w / beta)

@@ -211,3 +211,27 @@ def test_early_stop_decision_maps_measurements_to_epochs():
     assert early_stop_decision(epochs[:5], rule) is None  # 1.2 vs 1.0
     index, reason = early_stop_decision(epochs, rule)  # 3.0 vs 1.2: return the genotype of epoch 5
     assert index == 4 and "genotype of epoch 5" in reason and "DARTS-ES" in reason
+
+
+@pytest.mark.parametrize("log", ["s1-cifar10", "s3-svhn"])
+def test_lanczos_stops_on_the_residual_at_the_exact_eigenvalue_of_robustdarts_hessians(log, shared_data):
+    """Every Hessian of both logs, from 3 starting vectors: within 1e-3 of numpy's dominant eigenvalue. Stopping
+    when the estimate stopped changing instead left one of them 13.7 % low after 6 products."""
+    import json
+
+    import numpy as np
+
+    for line in (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open():
+        hessian = np.asarray(json.loads(line)["H"], dtype=float)
+        exact = float(np.linalg.eigvalsh(hessian).max())
+        matrix = torch.tensor(hessian, dtype=torch.float64)
+        for seed in range(3):
+            estimate, products = lanczos_max_eigenvalue(
+                matrix.matmul,
+                len(hessian),
+                iters=20,
+                tol=1e-3,
+                generator=torch.Generator().manual_seed(seed),
+                dtype=torch.float64,
+            )
+            assert estimate == pytest.approx(exact, rel=1e-3) and products < 20
