@@ -36,6 +36,7 @@ class TrainConfig:
     w_lr: float = 0.025  # A.1.1: SGD, initial lr 0.025, cosine-annealed to 0.001
     w_lr_min: float = 0.001
     w_momentum: float = 0.9  # A.1.1: momentum 0.9
+    w_nesterov: bool = False  # DARTS' code: plain momentum; NAS-Bench-201's code: Nesterov (its paper preset)
     w_weight_decay: float = 3e-4  # A.1.1: weight decay 3e-4
     grad_clip: float = 5.0  # reference code: clip the weight gradient norm at 5
     arch_lr: float = 3e-4  # A.1.1: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3
@@ -85,6 +86,8 @@ class TrainConfig:
             raise UserError(f"w_lr_min={self.w_lr_min} is above w_lr={self.w_lr}: the schedule anneals down to it")
         if self.early_stop and self.hessian_every < 1:
             raise UserError("early_stop=true needs the eigenvalue: set hessian_every to 1 or more (RobustDARTS: 2)")
+        if self.w_nesterov and self.w_momentum == 0:
+            raise UserError("w_nesterov=true needs momentum: set w_momentum above 0 (NAS-Bench-201: 0.9)")
         if self.autocast not in AUTOCAST_DTYPES:
             raise UserError(f"autocast={self.autocast!r}: use one of {', '.join(sorted(AUTOCAST_DTYPES))}")
 

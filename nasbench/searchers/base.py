@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from nasbench.config import RunConfig
+from nasbench.config import RunConfig, TrainConfig
 from nasbench.data.streams import SearchData
 from nasbench.genotype import Genotype
 from nasbench.spaces.base import Batch, Network, SearchSpace, Supernet
@@ -129,6 +129,14 @@ def batch_lr(optimizer: torch.optim.Optimizer, batch: Batch) -> Iterator[None]:
     finally:
         for group, lr in zip(optimizer.param_groups, base):
             group["lr"] = lr
+
+
+def weight_sgd(
+    params: Iterable[torch.Tensor], t: TrainConfig, lr: float, weight_decay: float | None = None
+) -> torch.optim.SGD:
+    """The weights' SGD of the ``train`` section (momentum, Nesterov or not, weight decay) at ``lr``."""
+    decay = t.w_weight_decay if weight_decay is None else weight_decay
+    return torch.optim.SGD(params, lr=lr, momentum=t.w_momentum, nesterov=t.w_nesterov, weight_decay=decay)
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:

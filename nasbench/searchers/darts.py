@@ -25,7 +25,7 @@ from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
-from nasbench.searchers.base import Searcher, batch_lr, cosine_lr
+from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, weight_sgd
 from nasbench.searchers.mixers import AuxSkipMixer, ReweightedMixer
 from nasbench.searchers.perturbation import PERTURBATIONS, adversarial_perturbation, epsilon, random_perturbation
 from nasbench.searchers.projection import DERIVATIONS, ProjectedMixer, Projection, PtSchedule, threshold_genotype
@@ -103,8 +103,7 @@ class DartsSearcher(Searcher):
 
     def weight_optimizer(self, lr: float) -> torch.optim.SGD:
         t = self.cfg.train
-        decay = t.w_weight_decay * self.cfg.searcher_cfg.l2_factor
-        return torch.optim.SGD(self.weights, lr=lr, momentum=t.w_momentum, weight_decay=decay)
+        return weight_sgd(self.weights, t, lr, t.w_weight_decay * self.cfg.searcher_cfg.l2_factor)
 
     def epochs(self) -> int:
         return self.cfg.train.epochs + (self.pt.epochs if self.pt is not None else 0)

@@ -41,7 +41,7 @@ from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData, capped_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
-from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores
+from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores, weight_sgd
 from nasbench.spaces.base import Batch, Network, SearchSpace
 
 SAMPLER_STREAM = 7_919  # keeps the sampler's generator apart from the data streams' (seed, epoch, stream)
@@ -158,9 +158,7 @@ class RandomSearch(Searcher):
         self.samples.append(Sample(index, genotype, self.share_end(index) - start))
         t = self.cfg.train
         self.net = self.space.network(genotype, self.cfg.space_cfg, self.data).to(self.device)  # fresh weights
-        self.opt = torch.optim.SGD(
-            self.net.parameters(), lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay
-        )
+        self.opt = weight_sgd(self.net.parameters(), t, t.w_lr)
 
     @property
     def current(self) -> Sample | None:

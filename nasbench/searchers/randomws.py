@@ -38,7 +38,7 @@ from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
-from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores
+from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores, weight_sgd
 from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import GenotypeSampler, rank_key
 from nasbench.spaces.base import Batch, SearchSpace, SupernetOptions
@@ -86,7 +86,7 @@ class RandomWeightSharing(Searcher):
         t = cfg.train
         self.supernet = space.supernet(cfg.space_cfg, data, SupernetOptions()).to(device)
         self.weights = self.supernet.weight_parameters()
-        self.w_opt = torch.optim.SGD(self.weights, lr=t.w_lr, momentum=t.w_momentum, weight_decay=t.w_weight_decay)
+        self.w_opt = weight_sgd(self.weights, t, t.w_lr)
         drawn_ops = space.ops if space.dataset == "cifar10" else None  # CIFAR-10: none included, as their code
         self.sampler = GenotypeSampler(space, cfg.space_cfg, cfg.seed, drawn_ops)
         self.probe = self.sampler.sample()
