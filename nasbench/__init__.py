@@ -68,7 +68,7 @@ def search(
 
 
 def evaluate(
-    genotype: str | Path | RunRecord,
+    genotype: str | Path,
     *,
     space: str | None = None,
     preset: str | None = None,
@@ -81,7 +81,7 @@ def evaluate(
     progress: bool = False,
 ) -> RunRecord:
     """Train and test a genotype as ``nasbench eval`` does: a published name (``"DARTS_V2"``), genotype text,
-    a search's ``record.json`` path, or a ``RunRecord`` of a completed search (whose record gains the result)."""
+    or a completed search's ``record.json`` path (whose record gains the result)."""
     from nasbench.eval.command import evaluate_genotype
 
     return evaluate_genotype(

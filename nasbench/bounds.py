@@ -67,3 +67,11 @@ def check_bounds(sections: Mapping[str, Any]) -> None:
     bad = [line for name, cfg in sections.items() for line in out_of_bounds(cfg, getattr(cfg, "bounds", {}), name)]
     if bad:
         raise UserError("settings out of range: " + "; ".join(bad))
+
+
+def check_order(cfg: Any, low: str, high: str, why: str) -> None:
+    """``cfg.low <= cfg.high`` (a schedule's end and start, say), else one ``UserError`` naming both values and
+    ``why``; a ``low`` left ``None`` is not checked."""
+    low_value, high_value = getattr(cfg, low), getattr(cfg, high)
+    if low_value is not None and low_value > high_value:
+        raise UserError(f"{low}={low_value} is above {high}={high_value}: {why}")

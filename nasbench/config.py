@@ -19,7 +19,17 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, OPEN_UNIT, POSITIVE, SEED, Bounds, check_bounds
+from nasbench.bounds import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    OPEN_UNIT,
+    POSITIVE,
+    SEED,
+    Bounds,
+    check_bounds,
+    check_order,
+)
 from nasbench.errors import UserError
 
 SECTIONS = ("train", "space", "searcher")
@@ -82,8 +92,7 @@ class TrainConfig:
     }
 
     def check(self) -> None:
-        if self.w_lr_min > self.w_lr:
-            raise UserError(f"w_lr_min={self.w_lr_min} is above w_lr={self.w_lr}: the schedule anneals down to it")
+        check_order(self, "w_lr_min", "w_lr", "the schedule anneals down to it")
         if self.early_stop and self.hessian_every < 1:
             raise UserError("early_stop=true needs the eigenvalue: set hessian_every to 1 or more (RobustDARTS: 2)")
         if self.w_nesterov and self.w_momentum == 0:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nasbench.config import apply_overrides, check_sections, config_from_dict
+from nasbench.config import SECTIONS, RunConfig, apply_overrides, config_from_dict
 from nasbench.errors import UserError
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import RunRecord
@@ -29,7 +29,7 @@ def derived_folder(run_dir: Path, rule: str) -> Path:
     return run_dir.parent / f"{run_dir.name}-derive-{rule}"
 
 
-def prepare(run_dir: Path, rule: str, settings: dict[str, Any], out: Path) -> tuple[Any, Path]:
+def prepare(run_dir: Path, rule: str, settings: dict[str, Any], out: Path) -> RunConfig:
     """Check that ``run_dir`` holds a finished supernet search, and write the copy that continues it with
     ``rule`` (and ``settings``, e.g. ``pt_interval``) into ``out``; returns the copy's configuration."""
     if rule not in RULES:
@@ -46,10 +46,8 @@ def prepare(run_dir: Path, rule: str, settings: dict[str, Any], out: Path) -> tu
         raise UserError(f"{record.searcher} has no supernet to derive from; re-derive a supernet searcher's run")
     if cfg.searcher_cfg.derive == "pt":
         raise UserError(f"{run_dir} was derived by DARTS-PT already: its supernet is projected")
-    sections = apply_overrides(
-        {"train": cfg.train, "space": cfg.space_cfg, "searcher": cfg.searcher_cfg}, {**settings, "derive": rule}
-    )
-    check_sections(sections)
+    # apply_overrides checks every section's ranges and combinations
+    sections = apply_overrides({name: cfg.section(name) for name in SECTIONS}, {**settings, "derive": rule})
     cfg = dataclasses.replace(
         cfg, train=sections["train"], space_cfg=sections["space"], searcher_cfg=sections["searcher"]
     )
@@ -63,7 +61,7 @@ def prepare(run_dir: Path, rule: str, settings: dict[str, Any], out: Path) -> tu
         out.mkdir(parents=True)
     atomic_torch_save(state, RunFolder(out).checkpoint_path)
     save_record(copy, RunFolder(out).record_path)
-    return cfg, out
+    return cfg
 
 
 def rederive(
@@ -85,6 +83,6 @@ def rederive(
         cfg = config_from_dict(begun.config, SEARCHERS.get(begun.searcher), SPACES.get(begun.space)())
         echo(f"continuing the derivation in {out}")
     else:
-        cfg, out = prepare(run_dir, rule, dict(settings or {}), out)
+        cfg = prepare(run_dir, rule, dict(settings or {}), out)
         echo(f"re-deriving {run_dir} by rule {rule!r} into {out}")
     return run(cfg, out, resume=True, progress=progress, echo=echo)

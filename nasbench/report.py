@@ -256,14 +256,7 @@ def setting_defaults(searcher: str, space: str) -> dict[str, dict[str, Any]]:
             classes[section] = registry.get(name).config_cls
         except Exception:  # a searcher or space that is not installed here
             continue
-    return {
-        section: {
-            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            for f in dataclasses.fields(cls)
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        }
-        for section, cls in classes.items()
-    }
+    return {section: dataclasses.asdict(cls()) for section, cls in classes.items()}  # every setting has a default
 
 
 def _hashable(value: Any) -> Any:

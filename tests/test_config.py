@@ -73,3 +73,13 @@ def test_every_value_out_of_range_is_named_in_one_error_with_its_range():
         assert part in message
     assert "space.channels=0 (must be >= 2)" in message
     tiny_config("darts1", "cnn", w_momentum="0.0", **{"space.layers": "3"})  # the ends that are inside
+
+
+def test_an_ordered_pair_names_both_values_and_why():
+    with pytest.raises(UserError, match=r"^w_lr_min=1.0 is above w_lr=0.025: the schedule anneals down to it$"):
+        tiny_config("darts1", "nb201", w_lr_min="1.0")
+    with pytest.raises(UserError, match="tau_min=20.0 is above tau_max=10.0"):
+        tiny_config("gdas", "nb201", tau_min="20")
+    with pytest.raises(UserError, match="perturb_eps_start=0.5 is above perturb_eps_end=0.3"):
+        tiny_config("darts1", "nb201", perturb_eps_start="0.5")
+    tiny_config("darts1", "nb201", w_lr_min="0.025", pt_lr_min="none")  # equal ends, and a floor left unset

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds
+from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds, check_order
 from nasbench.data.cifar10 import ImageStream, cifar10_folder, load_cifar10
 from nasbench.data.streams import capped_steps, epoch_generator
 from nasbench.errors import UserError
@@ -52,8 +52,7 @@ class CnnEvalConfig:
     def check(self) -> None:
         if self.channels % 2:
             raise UserError(f"eval channels={self.channels}: use an even number")
-        if self.w_lr_min > self.w_lr:
-            raise UserError(f"w_lr_min={self.w_lr_min} is above w_lr={self.w_lr}: the schedule anneals down to it")
+        check_order(self, "w_lr_min", "w_lr", "the schedule anneals down to it")
 
 
 def cutout(images: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from nasbench.bounds import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bounds
+from nasbench.bounds import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, Bounds, check_order
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
@@ -65,13 +65,8 @@ class DartsConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
-        if self.perturb_eps_start > self.perturb_eps_end:
-            raise UserError(
-                f"perturb_eps_start={self.perturb_eps_start} is above perturb_eps_end={self.perturb_eps_end}: "
-                "eps rises from the first to the second"
-            )
-        if self.pt_lr_min is not None and self.pt_lr_min > self.pt_lr:
-            raise UserError(f"pt_lr_min={self.pt_lr_min} is above pt_lr={self.pt_lr}: the tuning anneals down to it")
+        check_order(self, "perturb_eps_start", "perturb_eps_end", "eps rises from the first to the second")
+        check_order(self, "pt_lr_min", "pt_lr", "the tuning anneals down to it")
 
 
 class DartsSearcher(Searcher):

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from nasbench.bounds import NON_NEGATIVE, POSITIVE, Bounds
+from nasbench.bounds import NON_NEGATIVE, POSITIVE, Bounds, check_order
 from nasbench.config import RunConfig
 from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
@@ -29,10 +29,9 @@ from nasbench.searchers.mixers import DirichletMixer, GumbelHardMixer, GumbelSof
 from nasbench.searchers.regularizers import dirichlet_kl_to_uniform
 from nasbench.spaces.base import SearchSpace
 
-
-def check_annealing(tau_min: float, tau_max: float) -> None:
-    if tau_min > tau_max:
-        raise UserError(f"tau_min={tau_min} is above tau_max={tau_max}: the temperature anneals from tau_max down")
+# GDAS' and SNAS' temperature schedules: positive, annealed from tau_max down to tau_min
+TEMPERATURES = {"tau_max": POSITIVE, "tau_min": POSITIVE}
+TEMPERATURE_ORDER = ("tau_min", "tau_max", "the temperature anneals from tau_max down")
 
 
 def linear_schedule(epoch: int, epochs: int, start: float, end: float) -> float:
@@ -49,11 +48,11 @@ class GdasConfig(DartsConfig):
     # does for the space's family
     unsampled_gradient: bool | None = None
 
-    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "tau_max": POSITIVE, "tau_min": POSITIVE}
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, **TEMPERATURES}
 
     def check(self) -> None:
         super().check()
-        check_annealing(self.tau_min, self.tau_max)
+        check_order(self, *TEMPERATURE_ORDER)
 
 
 class Gdas(DartsSearcher):
@@ -98,11 +97,11 @@ class SnasConfig(DartsConfig):
     tau_max: float = 1.0  # SNAS-Series: --temp 1 --temp_min 0.03, linear per epoch (over a fixed 150 there)
     tau_min: float = 0.03
 
-    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "tau_max": POSITIVE, "tau_min": POSITIVE}
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, **TEMPERATURES}
 
     def check(self) -> None:
         super().check()
-        check_annealing(self.tau_min, self.tau_max)
+        check_order(self, *TEMPERATURE_ORDER)
 
 
 class Snas(DartsSearcher):
