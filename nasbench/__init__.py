@@ -48,10 +48,10 @@ def search(
     from nasbench.config import resolve_config
     from nasbench.registry import SEARCHERS, SPACES
     from nasbench.rundir import create_unique_dir, timestamped_name
-    from nasbench.runner import resolve_device, run
+    from nasbench.runner import default_preset, resolve_device, run
 
     apply_threads(threads)
-    preset = preset or ("paper" if resolve_device(device).type == "cuda" else "small")
+    preset = default_preset(preset, resolve_device(device))
     cfg = resolve_config(
         SEARCHERS.get(searcher),
         SPACES.get(space)(),

@@ -30,7 +30,7 @@ from nasbench.rundir import (
     timestamped_name,
     writing,
 )
-from nasbench.runner import resolve_device, run
+from nasbench.runner import default_preset, resolve_device, run
 from nasbench.signals import interrupt_on_signals
 from nasbench.sweep.command import add_sweep_parser, cmd_sweep
 from nasbench.tables import COLUMN_NAMES
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     searcher_cls = SEARCHERS.get(args.searcher)
     space = SPACES.get(args.space)()
     device = resolve_device(args.device)
-    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    preset = default_preset(args.preset, device)
     train_flags = {"epochs": args.epochs} if args.epochs is not None else {}
     asked = resolve_config(
         searcher_cls,

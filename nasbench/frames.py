@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasbench.report import GROUP_FIELDS, Report, flat_settings, load_records, report_of
+from nasbench.report import GROUP_FIELDS, Report, build_report, flat_settings, load_records, report_of
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +41,4 @@ def report_of_runs(runs: Any, group_by: Any) -> Report:
         for path, record in zip(runs["path"], runs["record"]):  # an epochs frame repeats each run
             by_path.setdefault(Path(path), record)
         return report_of(list(by_path.items()), list(runs.attrs.get("problems", [])), None, group)
-    paths = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    loaded, problems = load_records(paths)
-    return report_of(loaded, problems, None, group)
+    return build_report([runs] if isinstance(runs, (str, Path)) else list(runs), group_by=group)

@@ -58,6 +58,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def default_preset(preset: str | None, device: torch.device) -> str:
+    """The preset asked for, else the papers' protocol on a GPU and the CPU budget (``small``) elsewhere."""
+    return preset or ("paper" if device.type == "cuda" else "small")
+
+
 @dataclass
 class Run:
     """Everything one search run holds while it runs."""

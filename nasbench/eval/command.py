@@ -24,7 +24,7 @@ from nasbench.eval.trainer import (
 from nasbench.registry import SPACES
 from nasbench.results import RunRecord
 from nasbench.rundir import EVAL_KIND, RECORD, find_resumable
-from nasbench.runner import resolve_device
+from nasbench.runner import default_preset, resolve_device
 from nasbench.signals import interrupt_on_signals
 
 
@@ -165,7 +165,7 @@ def evaluate_genotype(
 ) -> RunRecord:
     """The API's ``evaluate``: ``source`` a published name, genotype text, a record path or a ``RunRecord``."""
     device = resolve_device(device_name)
-    preset = preset or ("paper" if device.type == "cuda" else "small")
+    preset = default_preset(preset, device)
     record_path = None
     if isinstance(source, RunRecord):
         raise UserError("pass the search's record.json path, so that its record can be updated with the result")
@@ -177,7 +177,7 @@ def evaluate_genotype(
 
 def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    preset = default_preset(args.preset, device)
     if args.resume is not None:
         if args.resume:  # an evaluation folder named: everything else comes from its record
             run_dir = Path(args.resume)

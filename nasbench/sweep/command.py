@@ -156,10 +156,10 @@ def make_launcher(args: argparse.Namespace, root: Path, workers: int, threads: i
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from nasbench.cli_flags import show_progress
-    from nasbench.runner import resolve_device
+    from nasbench.runner import default_preset, resolve_device
 
     device = resolve_device(args.device)
-    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    preset = default_preset(args.preset, device)
     cells = cells_from_args(args, preset)
     validate(cells, args.device)
     root = Path(args.out)
