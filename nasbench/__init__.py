@@ -71,6 +71,7 @@ def evaluate(
     genotype: str | Path,
     *,
     space: str | None = None,
+    dataset: str | None = None,
     preset: str | None = None,
     seed: int = 0,
     epochs: int | None = None,
@@ -81,11 +82,12 @@ def evaluate(
     progress: bool = False,
 ) -> RunRecord:
     """Train and test a genotype as ``nasbench eval`` does: a published name (``"DARTS_V2"``), genotype text,
-    or a completed search's ``record.json`` path (whose record gains the result)."""
+    or a completed search's ``record.json`` path (whose record gains the result); on the space's own data set,
+    or on ``dataset`` (``"imagenet"``, ``"wikitext2"``: a transfer)."""
     from nasbench.eval.command import evaluate_genotype
 
     return evaluate_genotype(
-        genotype, space, preset, seed, epochs, dict(settings or {}), device, data, Path(out), progress
+        genotype, space, dataset, preset, seed, epochs, dict(settings or {}), device, data, Path(out), progress
     )
 
 

@@ -1,5 +1,6 @@
 """``nasbench list``: every registered searcher and space with its settings (types, defaults, ranges), each space's
-presets and published genotypes. A plugin that fails to import is a warning, and the rest are listed."""
+presets, published genotypes and evaluation data sets. A plugin that fails to import is a warning, and the rest are
+listed."""
 
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ def cmd_list() -> int:
         print(f"      presets: {', '.join(cls.presets)}")
         if cls.published:
             print(f"      published genotypes: {', '.join(cls.published)}")
+        tasks = cls().eval_tasks()
+        if tasks:
+            named = [f"{dataset} ({', '.join(task.presets)})" for dataset, task in tasks.items()]
+            print(f"      nasbench eval --dataset (presets): {'; '.join(named)}")
         for line in own_settings(cls.config_cls)[0]:
             print(f"      {line}")
     return 0

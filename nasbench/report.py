@@ -58,6 +58,16 @@ def summarize(values: Iterable[float | None]) -> Summary | None:
     )
 
 
+@dataclass(frozen=True)
+class TransferScore:
+    """A row's results on a data set its cells were transferred to (ImageNet, WikiText-2): each numeric result
+    over the row's genotypes that were evaluated there, the evaluation presets, and how many genotypes."""
+
+    values: dict[str, Summary]
+    presets: tuple[str, ...]
+    n: int
+
+
 @dataclass
 class Row:
     """One line of a table: a measured set of runs (one per seed), or a published result."""
@@ -73,6 +83,7 @@ class Row:
     eval_preset: str | None = None  # the evaluation's preset, when there was one
     val_score: Summary | None = None  # the search's own validation error % or perplexity
     truth: dict[str, Summary] = field(default_factory=dict)  # ground truth of the returned cells (nb201)
+    transfer: dict[str, TransferScore] = field(default_factory=dict)  # data set -> its results
     best_val_truth: Summary | None = None  # ground truth of the cells the validation score ranks best
     params_m: float | None = None
     cost_days: Summary | None = None  # search cost per run, device-days
@@ -307,9 +318,62 @@ def differing(rows: list[list[RunRecord]]) -> list[str]:
     return [", ".join(f"{k.split('.', 1)[-1]}={s.get(k)}" for k in keys) for s in settings]
 
 
-def measured_row(records: list[RunRecord], kind: str, settings: str) -> Row:
+TransferIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]  # (space, genotype) -> data set -> results
+
+
+def transfer_index(loaded: Sequence[tuple[Path, RunRecord]]) -> TransferIndex:
+    """The completed evaluations on another data set than the search's (``config["dataset"]`` not the space's
+    own), by the genotype they trained: the newest per genotype and data set."""
+    index: TransferIndex = defaultdict(dict)
+    evaluations = [r for _, r in loaded if r.searcher == EVAL_KIND and r.status == "completed" and r.genotype]
+    for record in sorted(evaluations, key=lambda r: str(r.finished_at or r.started_at)):
+        dataset = record.config.get("dataset")
+        if isinstance(dataset, str) and dataset != _home_dataset(record.space):
+            key = (record.space, _canonical(record.space, record.genotype or ""))
+            index[key][dataset] = {**record.metrics, "eval_preset": record.preset}
+    return index
+
+
+def _home_dataset(space: str) -> str | None:
+    try:
+        return next(iter(SPACES.get(space)().eval_tasks()), None)
+    except Exception:  # a space that is not installed here
+        return None
+
+
+def _canonical(space: str, genotype: Any) -> str:
+    """The genotype as its space writes it, so that two spellings of one cell match."""
+    if not isinstance(genotype, str):  # a damaged record: matches nothing written by the suite
+        return repr(genotype)
+    try:
+        obj = SPACES.get(space)()
+        return str(obj.format_genotype(obj.parse_genotype(genotype)))
+    except Exception:  # a space that is not installed, or text it cannot read: compared as written
+        return genotype
+
+
+def transfer_results(record: RunRecord, index: TransferIndex) -> dict[str, dict[str, Any]]:
+    """Data set -> results of the search's genotype evaluated elsewhere: what ``nasbench eval --record`` added to
+    the record, else an evaluation of the same genotype among the records read."""
+    attached = record.metrics.get("transfer")
+    found = dict(index.get((record.space, _canonical(record.space, record.genotype or "")), {}))
+    return {**found, **(attached if isinstance(attached, dict) else {})}
+
+
+def summarize_transfer(results: list[dict[str, Any]]) -> TransferScore:
+    keys = [k for k in results[0] if all(_is_number(r.get(k)) for r in results)]
+    presets = tuple(sorted({str(r.get("eval_preset", "?")) for r in results}))
+    return TransferScore({k: s for k in keys if (s := summarize(r[k] for r in results))}, presets, len(results))
+
+
+def measured_row(records: list[RunRecord], kind: str, settings: str, index: TransferIndex | None = None) -> Row:
     """The row of one group of runs, each column over all of them."""
     first = records[0]
+    transfers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        for dataset, results in transfer_results(record, index or {}).items():
+            if isinstance(results, dict):
+                transfers[dataset].append(results)
     pairs = [scores(r, kind) for r in records]
     hours = [_number(lookup(r, "search_device_hours")) for r in records]
     peaks = [v for v in (_number(lookup(r, "peak_mem_mib")) for r in records) if v is not None]
@@ -327,6 +391,7 @@ def measured_row(records: list[RunRecord], kind: str, settings: str) -> Row:
         eval_preset=first.metrics.get("eval_preset") if any(t is not None for t, _ in pairs) else None,
         val_score=summarize(v for _, v in pairs),
         truth={k: s for k in TRUTH_KEYS if (s := summarize(_number(lookup(r, k)) for r in records)) is not None},
+        transfer={dataset: summarize_transfer(results) for dataset, results in sorted(transfers.items())},
         best_val_truth=summarize(_number(r.metrics.get("best_val_true_test_acc")) for r in records),
         params_m=summarize(params).mean if summarize(params) else None,
         cost_days=summarize(None if h is None else h / 24.0 for h in hours),
@@ -351,6 +416,12 @@ def published_row(pub: PublishedRow, note: int) -> Row:
         "true_test_acc_imagenet16_120": fixed(pub.true_test_acc_imagenet16_120, pub.true_test_acc_imagenet16_120_std),
     }
     settings = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in pub.settings.items())
+    transfer = {
+        dataset: TransferScore(
+            {k: Summary(v, math.nan, math.nan, math.nan, 0) for k, v in values.items()}, ("paper",), 0
+        )
+        for dataset, values in pub.transfer.items()
+    }
     return Row(
         space=pub.space,
         searcher=pub.searcher,
@@ -360,6 +431,7 @@ def published_row(pub: PublishedRow, note: int) -> Row:
         test_score=fixed(pub.score, pub.score_std),
         eval_preset="paper" if pub.score is not None else None,
         truth={k: v for k, v in truth.items() if v is not None},
+        transfer=transfer,
         params_m=pub.params_m,
         cost_days=fixed(pub.search_gpu_days, None),
         cost_unit="GPU",
@@ -405,6 +477,7 @@ def report_of(
         )
     records, duplicates = deduplicate(completed)
     report.records = records
+    index = transfer_index(loaded)
     groups: dict[tuple[Any, ...], list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[group_key(record, group_by)].append(record)
@@ -418,7 +491,7 @@ def report_of(
             by_method[groups[key][0].searcher].append(sorted(groups[key], key=lambda r: r.seed))
         rows = [published_row(pub, _note(report, pub)) for pub in published if pub.space == space]
         for method_groups in by_method.values():
-            rows += [measured_row(g, kind, s) for g, s in zip(method_groups, differing(method_groups))]
+            rows += [measured_row(g, kind, s, index) for g, s in zip(method_groups, differing(method_groups))]
         order = list(dict.fromkeys(row.searcher for row in rows))  # published methods first, in paper order
         rows.sort(
             key=lambda row: (order.index(row.searcher), row.source != "published", row.preset or "", row.settings)

@@ -76,6 +76,35 @@ def _test_cell(row: Row, metric: str, pm: str) -> str:
     return text if row.eval_preset in (None, "paper") or row.test_score is None else f"{text} ({row.eval_preset} eval)"
 
 
+def transfer_tasks(space: str) -> list[type]:
+    """The evaluations a space's cells are transferred to (every one but its own data set's)."""
+    try:
+        return list(SPACES.get(space)().eval_tasks().values())[1:]
+    except Exception:  # a space that is not installed here
+        return []
+
+
+def _transfer_header(space: str, metric: str) -> str:
+    return "; ".join(task.table_header for task in transfer_tasks(space)) or "transfer"
+
+
+def _transfer_cell(row: Row, metric: str, pm: str) -> str:
+    """Per transfer data set of the space: its results (e.g. top-1 / top-5 error), the evaluation preset where
+    it is not the paper's, and how many of the row's seeds' cells were evaluated where not all."""
+    parts = []
+    for task in transfer_tasks(row.space):
+        score = row.transfer.get(task.dataset)
+        if score is None or not all(k in score.values for k in task.table_keys):
+            parts.append(MISSING)
+            continue
+        text = " / ".join(spread(score.values[k], task.score_kind, pm) for k in task.table_keys)
+        notes = [f"{', '.join(score.presets)} eval"] if score.presets != ("paper",) else []
+        if row.source == "measured" and score.n < row.seeds:
+            notes.append(f"{score.n} of {row.seeds} seeds")
+        parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
+    return "; ".join(parts) or MISSING
+
+
 def _skips_header(space: str) -> str:
     try:
         cell = str(SPACES.get(space).primary_cell)
@@ -110,6 +139,7 @@ COLUMNS: tuple[Column, ...] = (
            lambda r, m, pm: spread(r.best_val_truth, "pct", pm), lambda rows: any(r.best_val_truth for r in rows)),
     _truth_column("true_test_acc_cifar100", "true_acc_c100"),
     _truth_column("true_test_acc_imagenet16_120", "true_acc_in16"),
+    Column("transfer", _transfer_header, _transfer_cell, lambda rows: any(r.transfer for r in rows)),
     Column("params", lambda s, m: "params (M)", lambda r, m, pm: fmt_number(r.params_m, "pct"),
            lambda rows: any(_present(r.params_m) for r in rows)),
     Column("cost", lambda s, m: "search cost (days)", lambda r, m, pm: _cost_cell(r),
@@ -287,6 +317,10 @@ def to_frame(report: Report) -> pd.DataFrame:
                     part(row.truth.get(key), "ci_low"),
                     part(row.truth.get(key), "ci_high"),
                 )
+            for dataset, score in row.transfer.items():
+                for key, summary in score.values.items():
+                    line[f"{dataset}_{key}_mean"], line[f"{dataset}_{key}_std"] = summary.mean, summary.std
+                line[f"{dataset}_eval_preset"], line[f"{dataset}_evaluated"] = ", ".join(score.presets), score.n
             line.update(
                 best_val_true_test_acc_mean=part(row.best_val_truth, "mean"), params_m=row.params_m,
                 search_cost_days=part(row.cost_days, "mean"), cost_unit=row.cost_unit, peak_mem_mib=row.peak_mem_mib,

@@ -1,9 +1,11 @@
-"""Penn Treebank (Mikolov's preprocessing) as token tensors, and the BPTT windows of the DARTS RNN search.
+"""Penn Treebank (Mikolov's preprocessing) and WikiText-2 as token tensors, and the BPTT windows of the DARTS
+RNN search.
 
-A corpus folder holds ``train.txt``, ``valid.txt`` and ``test.txt``, one sentence a line; every line ends
-with an ``<eos>`` token. The vocabulary is that of ``train.txt`` in order of first appearance. Words of
-``valid.txt``/``test.txt`` outside it become ``<unk>`` when the corpus has that token (Mikolov's files
-do, for rare words); without ``<unk>`` such a word is an error.
+A PTB folder holds ``train.txt``, ``valid.txt`` and ``test.txt``, one sentence a line (WikiText-2's hold
+``wiki.train.tokens`` and so on); every line ends with an ``<eos>`` token. The vocabulary is that of the
+training text in order of first appearance. Words of the validation and test texts outside it become
+``<unk>`` when the corpus has that token (Mikolov's files and WikiText-2 do, for rare words); without
+``<unk>`` such a word is an error.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def encode(words: list[str], vocab: dict[str, int], where: str) -> tuple[torch.T
         if index is None:
             if unk is None:
                 raise UserError(
-                    f"{where}: word {word!r} is not in the vocabulary of train.txt, and the corpus has no "
+                    f"{where}: word {word!r} is not in the vocabulary of the training text, and the corpus has no "
                     f"{UNK} token to map it to; replace rare words by {UNK} (Mikolov's preprocessing)"
                 )
             index, n_unk = unk, n_unk + 1
@@ -66,17 +68,40 @@ class Corpus:
     unk_mapped: dict[str, int]  # split -> words outside train's vocabulary that became <unk>
 
 
-def load_corpus(root: Path) -> Corpus:
+@dataclass(frozen=True)
+class CorpusLayout:
+    """A corpus's file names: per split the accepted names, the first the canonical one."""
+
+    name: str  # the corpus, in words
+    files: dict[str, tuple[str, ...]]  # split -> file names, first found wins
+    hint: str  # what to do when files are missing
+
+    def path(self, root: Path, split: str) -> Path | None:
+        return next((root / f for f in self.files[split] if (root / f).is_file()), None)
+
+
+PTB_LAYOUT = CorpusLayout(
+    "PTB",
+    {split: (f"{split}.txt",) for split in SPLITS},
+    "it needs train.txt, valid.txt and test.txt (one sentence a line); leave out --data to use the built-in slice",
+)
+# WikiText-2 as released (wiki.*.tokens), or renamed to train/valid/test.txt as AWD-LSTM's getdata.sh does
+WIKITEXT2_LAYOUT = CorpusLayout(
+    "WikiText-2",
+    {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in SPLITS},
+    "it needs wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens (WikiText-2, the tokenised release)",
+)
+
+
+def load_corpus(root: Path, layout: CorpusLayout = PTB_LAYOUT) -> Corpus:
     root = Path(root)
-    missing = [f"{split}.txt" for split in SPLITS if not (root / f"{split}.txt").is_file()]
+    paths = {split: layout.path(root, split) for split in SPLITS}
+    missing = [layout.files[split][0] for split, path in paths.items() if path is None]
     if missing:
-        raise UserError(
-            f"PTB folder {root} lacks {', '.join(missing)}: it needs train.txt, valid.txt and test.txt "
-            "(one sentence a line); leave out --data to use the built-in slice"
-        )
+        raise UserError(f"{layout.name} folder {root} lacks {', '.join(missing)}: {layout.hint}")
     words = {}
-    for split in SPLITS:
-        path = root / f"{split}.txt"
+    for split, path in paths.items():
+        assert path is not None
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -85,7 +110,7 @@ def load_corpus(root: Path) -> Corpus:
             raise UserError(f"{path} is empty: it needs one sentence a line")
         words[split] = tokenize(text)
     vocab = build_vocab(words["train"])
-    ids = {split: encode(words[split], vocab, str(root / f"{split}.txt")) for split in SPLITS}
+    ids = {split: encode(words[split], vocab, str(paths[split])) for split in SPLITS}
     return Corpus(
         words=tuple(vocab),
         train=ids["train"][0],

@@ -75,6 +75,8 @@ def cutout(images: torch.Tensor, length: int, gen: torch.Generator) -> torch.Ten
 
 class CnnEvalTask(EvalTask):
     space = "cnn"
+    dataset = "cifar10"
+    label = "CIFAR-10"
     metric = "test_acc"
     config_cls = CnnEvalConfig
     presets = {

@@ -1,7 +1,8 @@
 """PTB evaluation of a DARTS recurrent genotype (Liu et al. 2019, sec. A.2; reference code's train.py):
 the 850-unit language model trained with SGD that switches to averaged SGD (ASGD) when the validation
 loss stops improving (Merity et al. 2018, AWD-LSTM's non-monotone trigger); the result is the test
-perplexity of the best model on the validation split."""
+perplexity of the best model on the validation split. The same protocol with the README's WikiText-2
+settings evaluates a PTB cell's transfer to WikiText-2."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 
 from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds
 from nasbench.data import builtin_path
-from nasbench.data.ptb import TextStream, batchify, check_tar_window, load_corpus
+from nasbench.data.ptb import PTB_LAYOUT, WIKITEXT2_LAYOUT, TextStream, batchify, check_tar_window, load_corpus
 from nasbench.data.streams import capped_steps
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, train_steps
@@ -67,6 +68,16 @@ class RnnEvalConfig:
         check_tar_window(self.bptt, self.tar_beta)
 
 
+@dataclass(frozen=True)
+class WikiText2EvalConfig(RnnEvalConfig):
+    """DARTS' WikiText-2 evaluation: its README's command (emsize = nhid = nhidlast = 700, dropouth 0.15,
+    weight decay 5e-7), every other setting as on PTB."""
+
+    units: int = 700
+    dropouth: float = 0.15
+    w_weight_decay: float = 5e-7
+
+
 def switch_to_asgd(val_losses: Sequence[float], nonmono: int) -> bool:
     """AWD-LSTM's non-monotone trigger: the newest validation loss is worse than the best one from
     before the last ``nonmono`` epochs."""
@@ -75,8 +86,12 @@ def switch_to_asgd(val_losses: Sequence[float], nonmono: int) -> bool:
 
 class RnnEvalTask(EvalTask):
     space = "rnn"
+    dataset = "ptb"
+    label = "PTB"
     metric = "test_ppl"
     config_cls = RnnEvalConfig
+    layout = PTB_LAYOUT
+    builtin: str | None = "ptb-mini"  # the built-in slice used without --data
     presets = {
         "paper": {},
         # A 2-core CPU budget on the built-in slice: 128 units, 3 epochs of 32 windows, validation on 20.
@@ -99,19 +114,22 @@ class RnnEvalTask(EvalTask):
     def __init__(
         self, genotype: Genotype, cfg: RnnEvalConfig, device: torch.device, seed: int, path: str | None, download: bool
     ) -> None:
+        name = self.layout.name
         if download:
-            raise UserError("--download is not available for PTB: download train/valid/test.txt and pass --data")
-        root = Path(path) if path else builtin_path("ptb-mini")
-        corpus = load_corpus(root)
+            raise UserError(f"--download is not available for {name}: download its text files and pass --data DIR")
+        if not path and self.builtin is None:
+            raise UserError(f"{name} has no built-in slice: pass --data DIR; {self.layout.hint}")
+        root = Path(path) if path else builtin_path(str(self.builtin))
+        corpus = load_corpus(root, self.layout)
         b = cfg.batch_size
         self.train = TextStream(batchify(corpus.train, b).to(device), cfg.bptt, seed, 0, "train", variable=True)
         valid = batchify(corpus.valid, cfg.eval_batch_size).to(device)
         self.valid = TextStream(valid, cfg.bptt, seed, 1, "val")
         self.test_stream = TextStream(batchify(corpus.test, cfg.test_batch_size).to(device), cfg.bptt, seed, 2, "test")
-        what = "PTB built-in slice" if not path else f"PTB from {root}"
+        what = f"{name} built-in slice" if not path else f"{name} from {root}"
         self.description = (
-            f"{what}: {len(corpus.train)} train.txt tokens train the network, {len(corpus.valid)} valid.txt tokens "
-            f"pick the best epoch, {len(corpus.test)} test.txt tokens test it; vocabulary {len(corpus.words)}"
+            f"{what}: {len(corpus.train)} training tokens train the network, {len(corpus.valid)} validation tokens "
+            f"pick the best epoch, {len(corpus.test)} test tokens test it; vocabulary {len(corpus.words)}"
         )
         regime = Regime(cfg.dropout, cfg.dropouth, cfg.dropoutx, cfg.dropouti, cfg.dropoute, 0.0, cfg.tar_beta)
         self.net = RnnNetwork(genotype, len(corpus.words), cfg.units, regime).to(device)
@@ -202,3 +220,16 @@ class RnnEvalTask(EvalTask):
         self.opt = self._asgd() if state["asgd"] else self._sgd()
         self.opt.load_state_dict(state["optimizer"])
         self.val_losses, self.best = list(state["val_losses"]), state["best"]
+
+
+class WikiText2EvalTask(RnnEvalTask):
+    """The PTB protocol on WikiText-2 (Merity et al. 2017): the cell transferred from a PTB search."""
+
+    dataset = "wikitext2"
+    label = "WikiText-2"
+    config_cls = WikiText2EvalConfig
+    layout = WIKITEXT2_LAYOUT
+    builtin = None
+    table_keys = ("test_ppl",)
+    table_header = "WikiText-2 test ppl"
+    score_kind = "ppl"

@@ -83,9 +83,17 @@ class EvalTask(ABC):
     """One space's evaluation protocol. Built after ``seed_all``, so its network's initialisation is seeded."""
 
     space: ClassVar[str]
+    dataset: ClassVar[str]  # the name ``nasbench eval --dataset`` takes: "cifar10", "imagenet", "ptb", ...
+    label: ClassVar[str]  # the data set, as papers name it
     metric: ClassVar[str]  # the record key of the result: "test_acc" (higher is better) or "test_ppl"
     config_cls: ClassVar[type]  # its fields are ``--set`` keys; must have ``epochs`` and ``check()``
     presets: ClassVar[dict[str, dict[str, Any]]]  # "paper", "small" (CPU), "tiny" (tests)
+    # where a method's paper evaluates its own cells otherwise: searcher or published genotype -> preset
+    method_presets: ClassVar[dict[str, str]] = {}
+    # a transfer data set's results in the search tables: record keys, their header, "pct" or "ppl"
+    table_keys: ClassVar[tuple[str, ...]] = ()
+    table_header: ClassVar[str] = ""
+    score_kind: ClassVar[str] = ""
     description: str  # the data, in words
 
     @abstractmethod
@@ -95,8 +103,12 @@ class EvalTask(ABC):
         """Load the data (``path=None``: the built-in slice) and build the network and optimiser."""
 
     @abstractmethod
-    def size(self) -> dict[str, float]:
+    def size(self) -> dict[str, Any]:
         """``params_m`` (without auxiliary heads) and, where it applies, ``mult_adds_m`` of one input."""
+
+    def size_note(self, size: dict[str, Any]) -> str | None:
+        """A line on what the size means for the protocol (ImageNet's mobile setting), or None."""
+        return None
 
     @abstractmethod
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
@@ -188,6 +200,9 @@ def evaluate(
             record.metrics.update(task.size())
         save_record(record, folder.record_path)
         log(f"data: {task.description}\nrun folder: {run_dir}\nparams {record.metrics['params_m']:.3f}M (no aux head)")
+        note = task.size_note(record.metrics)
+        if note:
+            log(note)
         running = {"epoch": start + 1}
         hours = 1 / 3600 * record.provenance["device_count"]
         with track_status(record, folder, lambda: running["epoch"], "Lower the learning rate (--set w_lr=...)."):
@@ -213,13 +228,24 @@ def evaluate(
     return record
 
 
-def attach_to_search_record(path: Path, evaluation: RunRecord, metric: str, eval_dir: Path) -> None:
+def attach_to_search_record(
+    path: Path, evaluation: RunRecord, metric: str, eval_dir: Path, transfer: str | None = None
+) -> None:
     """The search record gains the test metric, the evaluation's cost and size, and where its record is; under
-    the search folder's lock, so that no other process rewrites the record meanwhile."""
+    the search folder's lock, so that no other process rewrites the record meanwhile. An evaluation on another
+    data set (``transfer``, its name) goes to ``metrics["transfer"][transfer]`` with its preset and record,
+    beside the search's own test score."""
     with RunFolder(Path(path).parent).lock("nasbench eval: adding the test score", wait_s=ATTACH_WAIT_S):
         search = RunRecord.load(path)
         m = evaluation.metrics
-        search.metrics.update({k: m[k] for k in (metric, "eval_device_hours", "eval_peak_mem_mib")})
-        search.metrics.update({f"eval_{k}": m[k] for k in ("params_m", "mult_adds_m") if k in m})
-        search.metrics.update(eval_preset=evaluation.preset, eval_record=str(eval_dir / RECORD))
+        if transfer:
+            search.metrics.setdefault("transfer", {})[transfer] = {
+                **m,
+                "eval_preset": evaluation.preset,
+                "eval_record": str(eval_dir / RECORD),
+            }
+        else:
+            search.metrics.update({k: m[k] for k in (metric, "eval_device_hours", "eval_peak_mem_mib")})
+            search.metrics.update({f"eval_{k}": m[k] for k in ("params_m", "mult_adds_m") if k in m})
+            search.metrics.update(eval_preset=evaluation.preset, eval_record=str(eval_dir / RECORD))
         save_record(search, Path(path))

@@ -24,5 +24,8 @@ class PublishedRow:
     true_test_acc_cifar100_std: float | None = None
     true_test_acc_imagenet16_120: float | None = None
     true_test_acc_imagenet16_120_std: float | None = None
+    # results of the cell transferred to other data sets: data set -> record key -> value (in the table's unit:
+    # ImageNet "top1_err" / "top5_err" %, "params_m", "mult_adds_m"; WikiText-2 "test_ppl", "val_ppl", "params_m")
+    transfer: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # the space or searcher settings it was run with
     checked: str = ""  # how the numbers were checked here

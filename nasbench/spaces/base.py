@@ -206,10 +206,11 @@ class SearchSpace(ABC):
     @abstractmethod
     def parse_genotype(self, text: str) -> Genotype: ...
 
-    def eval_task(self) -> type | None:
-        """The ``nasbench.eval.trainer.EvalTask`` that trains a genotype of this space from scratch (for
-        ``nasbench eval``), or None where genotypes are scored by ``ground_truth`` alone."""
-        return None
+    def eval_tasks(self) -> dict[str, type]:
+        """Data set name -> the ``nasbench.eval.trainer.EvalTask`` that trains a genotype of this space from
+        scratch on it (for ``nasbench eval --dataset``): the space's own data set first, then the ones its cells
+        are transferred to (ImageNet, WikiText-2). Empty where genotypes are scored by ``ground_truth`` alone."""
+        return {}
 
     def ground_truth(self, genotype: Genotype) -> dict[str, float] | None:
         """Known true scores of a genotype, keys starting with ``true_`` (NAS-Bench-201's look-up of

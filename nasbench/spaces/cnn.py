@@ -196,10 +196,11 @@ class CnnSpace(SearchSpace):
             cells[cell] = edges
         return Genotype.of(cells, {cell: range(N_INPUTS, N_INPUTS + cfg.nodes) for cell in CELLS})
 
-    def eval_task(self) -> type:
+    def eval_tasks(self) -> dict[str, type]:
         from nasbench.eval.cnn import CnnEvalTask
+        from nasbench.eval.imagenet import ImageNetEvalTask
 
-        return CnnEvalTask
+        return {"cifar10": CnnEvalTask, "imagenet": ImageNetEvalTask}
 
     def format_genotype(self, genotype: Genotype) -> str:
         return format_darts(genotype)

@@ -298,10 +298,10 @@ class RnnSpace(SearchSpace):
             edges.append(Edge(choices[int(torch.randint(len(choices), (1,), generator=generator))], src, dst))
         return Genotype.of({CELL: edges}, {CELL: range(N_INPUTS, N_INPUTS + cfg.nodes)})
 
-    def eval_task(self) -> type:
-        from nasbench.eval.rnn import RnnEvalTask
+    def eval_tasks(self) -> dict[str, type]:
+        from nasbench.eval.rnn import RnnEvalTask, WikiText2EvalTask
 
-        return RnnEvalTask
+        return {"ptb": RnnEvalTask, "wikitext2": WikiText2EvalTask}
 
     def format_genotype(self, genotype: Genotype) -> str:
         return format_darts(genotype)
