@@ -245,7 +245,8 @@ def final_eigenvalue(record: RunRecord) -> float | None:
 def flat_settings(record: RunRecord) -> dict[str, Any]:
     """``section.key`` -> value of the record's resolved configuration (train, space, searcher) and its data.
     A setting the record does not hold was added to the code after the run: it reads as its default, which
-    is what the code did before the setting existed (a new setting's default keeps the old behaviour)."""
+    is what the code did before the setting existed (a new setting's default keeps the old behaviour, or its
+    config class names the old behaviour in ``legacy_settings``)."""
     out: dict[str, Any] = {"data": _hashable(record.config.get("data"))}
     defaults = setting_defaults(record.searcher, record.space)
     for section in ("train", "space_config", "searcher_config"):
@@ -267,7 +268,11 @@ def setting_defaults(searcher: str, space: str) -> dict[str, dict[str, Any]]:
             classes[section] = registry.get(name).config_cls
         except Exception:  # a searcher or space that is not installed here
             continue
-    return {section: dataclasses.asdict(cls()) for section, cls in classes.items()}  # every setting has a default
+    # every setting has a default; a setting whose default is not what the code did before it existed says so
+    return {
+        section: {**dataclasses.asdict(cls()), **getattr(cls, "legacy_settings", {})}
+        for section, cls in classes.items()
+    }
 
 
 def _hashable(value: Any) -> Any:

@@ -21,9 +21,13 @@ def test_published_ptb_model_has_about_23m_parameters():
 
 
 def test_asgd_switch_by_hand():
-    assert not switch_to_asgd([5.0, 4.0, 3.0, 2.5], nonmono=2)  # still improving
-    assert switch_to_asgd([5.0, 4.0, 4.5, 4.2], nonmono=2)  # 4.2 > min(5.0, 4.0) = 4.0
-    assert not switch_to_asgd([5.0, 6.0], nonmono=2)  # too few epochs to judge
+    """DARTS' train.py: len(best_val_loss) > nonmono and val_loss > min(best_val_loss[:-nonmono]), checked before
+    the current loss joins best_val_loss."""
+    assert not switch_to_asgd([5.0, 4.0, 3.0], 2.5, nonmono=2)  # still improving
+    assert switch_to_asgd([5.0, 4.0, 4.5, 4.4], 4.2, nonmono=2)  # 4.2 > min(5.0, 4.0) = 4.0
+    # with the current loss counted among the earlier ones, this epoch would already switch (4.2 > 4.0)
+    assert not switch_to_asgd([5.0, 4.0, 4.5], 4.2, nonmono=2)  # 4.2 < min(5.0)
+    assert not switch_to_asgd([5.0, 6.0], 7.0, nonmono=2)  # too few epochs to judge
 
 
 def tiny_task(seed: int = 0) -> RnnEvalTask:

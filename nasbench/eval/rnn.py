@@ -78,10 +78,11 @@ class WikiText2EvalConfig(RnnEvalConfig):
     w_weight_decay: float = 5e-7
 
 
-def switch_to_asgd(val_losses: Sequence[float], nonmono: int) -> bool:
-    """AWD-LSTM's non-monotone trigger: the newest validation loss is worse than the best one from
-    before the last ``nonmono`` epochs."""
-    return len(val_losses) > nonmono and val_losses[-1] > min(val_losses[:-nonmono])
+def switch_to_asgd(earlier: Sequence[float], current: float, nonmono: int) -> bool:
+    """AWD-LSTM's non-monotone trigger as DARTS' train.py applies it: the current validation loss is worse than
+    the best of the earlier epochs before the last ``nonmono`` of them, once more than ``nonmono`` epochs came
+    before (the earlier list holds the previous epochs only)."""
+    return len(earlier) > nonmono and current > min(earlier[:-nonmono])
 
 
 class RnnEvalTask(EvalTask):
@@ -182,12 +183,12 @@ class RnnEvalTask(EvalTask):
             val_loss = self._mean_loss(self.valid, cfg.eval_batches)
             if self.best is None or val_loss <= min(self.val_losses):
                 self.best = copy.deepcopy(net.state_dict())
-        self.val_losses.append(val_loss)
         stats: dict[str, Any] = {"train_loss": train_loss, "val_loss": val_loss}
         stats.update(val_ppl=math.exp(min(val_loss, 700)), optimizer="asgd" if self.averaging else "sgd")
-        if not self.averaging and switch_to_asgd(self.val_losses, cfg.nonmono):
+        if not self.averaging and switch_to_asgd(self.val_losses, val_loss, cfg.nonmono):
             self.opt = self._asgd()
             stats["switched_to_asgd"] = True
+        self.val_losses.append(val_loss)
         return stats
 
     @torch.no_grad()

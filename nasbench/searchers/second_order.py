@@ -15,6 +15,7 @@ from torch.func import functional_call
 from nasbench.bounds import POSITIVE, Bounds
 from nasbench.config import RunConfig
 from nasbench.data.streams import SearchData
+from nasbench.errors import UserError
 from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.hypergradient import (
     EPS_SCALE,
@@ -35,8 +36,25 @@ class SecondOrderConfig(DartsConfig):
     # which is taken at alpha before this step's architecture update (alg. 1 takes it after). One forward
     # and one backward pass fewer per step; the architecture gradient is unchanged.
     share_train_grad: bool = False
+    # Which gradients the reference code clips to the weights' clip norm around the virtual step (None: as the
+    # space's own reference does). "off": neither (quark0/darts cnn/architect.py, and NAS-Bench-201's
+    # DARTS-V2.py); "step+v": the virtual step's training gradient, then v, the validation gradient at w',
+    # before the finite difference (quark0/darts rnn/architect.py); "step": the virtual step's gradient only,
+    # as the real step clips it (this suite's rule before the setting existed).
+    virtual_clip: str | None = None
 
     bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "fd_eps_scale": POSITIVE}
+    # what a record written before a setting existed ran with (nasbench.report reads missing settings so)
+    legacy_settings: ClassVar[dict[str, Any]] = {"virtual_clip": "step"}
+
+    def check(self) -> None:
+        super().check()
+        if self.virtual_clip is not None and self.virtual_clip not in VIRTUAL_CLIPS:
+            raise UserError(f"virtual_clip={self.virtual_clip!r}: use one of {', '.join(VIRTUAL_CLIPS)}")
+
+
+VIRTUAL_CLIPS = ("off", "step", "step+v")
+REFERENCE_CLIP = {"darts-ptb": "step+v"}  # space family -> its reference code's rule; elsewhere "off"
 
 
 class _LossOf(nn.Module):
@@ -54,11 +72,13 @@ class SecondOrderDarts(DartsSearcher):
     """Second-order DARTS (Liu et al. 2019, eqs. 6-8): the architecture gradient looks one weight step ahead.
 
     Per step: a virtual SGD step w' from the training gradient, as the real step would take it (the
-    optimizer's current lr as xi, its momentum buffer and weight decay, the gradient-norm clip), the
-    validation gradient at w', and the Hessian-vector term by a central difference around w. Weights are
-    substituted functionally (no second supernet is copied); the real weights, the optimizer state, the
-    carried state (``frozen_state``) and the random state are untouched by the extra passes. Batch-norm
-    running statistics (read only by ``score``) do see the extra training passes, as in the reference code.
+    optimizer's current lr as xi, its momentum buffer and weight decay; the gradient-norm clip where the
+    space's reference code applies it, ``virtual_clip``), the validation gradient at w', and the
+    Hessian-vector term by a central difference around w. Weights are substituted functionally (no second
+    supernet is copied); the real weights, the optimizer state, the carried state (``frozen_state``) and the
+    random state are untouched by the extra passes. Batch-norm running statistics (read only by ``score``)
+    see the extra training passes, as in the reference code, but not the validation pass at w', which the
+    reference makes on a throw-away copy of the network.
     Passes per step: 5 forward, 5 backward (darts1: 2 and 2), or 4 and 4 with ``share_train_grad``; the two
     finite-difference backward passes ask for alpha's gradient only and so skip the weight-gradient
     kernels. Under ``train.autocast`` the finite-difference passes still run in float32: a difference of
@@ -78,9 +98,18 @@ class SecondOrderDarts(DartsSearcher):
         self.loss_of = _LossOf(self.model)
         self.shared: tuple[list[torch.Tensor], torch.Tensor] | None = None  # see share_train_grad
 
-    def loss_at(self, weights: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
-        """The supernet's loss with ``weights`` in place of its own (alpha stays the supernet's)."""
-        return functional_call(self.loss_of, dict(zip(self.weight_names, weights)), (batch,))
+    def loss_at(self, weights: Sequence[torch.Tensor], batch: Batch, own_buffers: bool = False) -> torch.Tensor:
+        """The supernet's loss with ``weights`` in place of its own (alpha stays the supernet's). With
+        ``own_buffers``, on copies of the buffers, so that batch-norm running statistics stay as they were."""
+        values = dict(zip(self.weight_names, weights))
+        if own_buffers:
+            values.update({name: b.clone() for name, b in self.loss_of.named_buffers()})
+        return functional_call(self.loss_of, values, (batch,))
+
+    def clip_rule(self) -> str:
+        """``virtual_clip`` as set, else the rule of the space's reference code."""
+        chosen = self.cfg.searcher_cfg.virtual_clip
+        return chosen if chosen is not None else REFERENCE_CLIP.get(self.space.family, "off")
 
     @contextlib.contextmanager
     def seeded_rng(self, seed: int) -> Iterator[None]:
@@ -130,18 +159,23 @@ class SecondOrderDarts(DartsSearcher):
         raw = torch.autograd.grad(train_loss, self.weights, allow_unused=True, materialize_grads=True)
         if share:
             self.shared = (list(raw), train_loss.detach())
-        clip = clip_coefficient(raw, self.cfg.train.grad_clip)  # as the real step clips
+        rule, max_norm = self.clip_rule(), self.cfg.train.grad_clip
+        clip = clip_coefficient(raw, max_norm) if rule != "off" else torch.ones((), device=self.device)
         grads = [g * clip for g in raw]
         buffers = [self.w_opt.state.get(w, {}).get("momentum_buffer") for w in self.weights]
         virtual = virtual_sgd_step(self.weights, grads, buffers, xi, group["momentum"], group["weight_decay"])
         virtual = [w.requires_grad_() for w in virtual]
         # The validation pass at w' is this step's real architecture evaluation (darts1 makes it at w):
-        # like the reference code, it advances the validation split's carried state.
-        val_loss = self.loss_at(virtual, val)
+        # like the reference code, it advances the validation split's carried state; on its own buffers,
+        # as the reference's copy of the network keeps the live batch-norm statistics out of it.
+        val_loss = self.loss_at(virtual, val, own_buffers=True)
         n = len(self.alphas)
         val_grads = torch.autograd.grad(val_loss, [*self.alphas, *virtual], allow_unused=True, materialize_grads=True)
         del virtual
         direct, v = val_grads[:n], val_grads[n:]
+        if rule == "step+v":
+            v_clip = clip_coefficient(v, max_norm)
+            v = tuple(g * v_clip for g in v)
         scale = self.cfg.searcher_cfg.fd_eps_scale
         hvp = hessian_vector_product(lambda ws: self.train_alpha_grad(ws, train, seed, state), self.weights, v, scale)
         for alpha, grad in zip(self.alphas, unrolled_arch_gradient(direct, hvp, clip * xi)):

@@ -101,6 +101,7 @@ def exact_and_direct(s, train, val):
     assert all(float(b.abs().max()) > 0 for b in buffers)
     norm = sum(float(g.detach().pow(2).sum()) for g in grads) ** 0.5
     c = min(1.0, s.cfg.train.grad_clip / (norm + 1e-6))  # the real step's clip factor, held constant
+    c = 1.0 if s.clip_rule() == "off" else c  # the reference CNN code steps with the unclipped gradient
     virtual = {n: p - xi * (mu * b + c * g + wd * p) for (n, p), g, b in zip(named, grads, buffers)}
     torch.set_rng_state(after_draw)
     exact = torch.autograd.grad(functional_call(loss, virtual, (val,)), alphas)
@@ -132,7 +133,7 @@ def check_against_autograd(s, train, val, tol):
     [({}, 1e-2, 0.0), ({"fd_eps_scale": "1e-3"}, 1e-4, 0.0), ({}, 1e-2, 0.5), ({"grad_clip": "0.05"}, 1e-2, 0.0)],
 )
 def test_unrolled_gradient_matches_autograd_on_a_smooth_supernet(sets, tol, dropout):
-    s = toy_searcher(SecondOrderDarts, dropout, **sets)
+    s = toy_searcher(SecondOrderDarts, dropout, **sets, virtual_clip="step")
     s.step(toy_batch(0), toy_batch(1))  # momentum buffers and Adam state now exist
     check_against_autograd(s, toy_batch(2), toy_batch(3), tol)
 
@@ -150,6 +151,103 @@ def test_unrolled_gradient_matches_autograd_on_the_cnn_supernet():
     pairs = ([(x.double(), y) for x, y in pair] for pair in zip(data.train.epoch(0), data.val.epoch(0)))
     s.step(*next(pairs))
     check_against_autograd(s, *next(pairs), tol=1e-4)
+
+
+def test_reference_cnn_rule_steps_with_the_unclipped_gradient():
+    """quark0/darts cnn/architect.py: w' = w - xi (mu m + g + wd w) with g unclipped, the implicit term times xi,
+    even while the real step clips (0.05 on this toy, whose gradient norm is about 1.3)."""
+    s = toy_searcher(SecondOrderDarts, grad_clip="0.05")
+    assert s.clip_rule() == "off"  # the default on a darts-cifar10 space
+    s.step(toy_batch(0), toy_batch(1))
+    check_against_autograd(s, toy_batch(2), toy_batch(3), 1e-2)
+
+
+def implicit_term(s, train, val):
+    """(the unrolled gradient minus its direct part, v at the virtual weights), from the same state."""
+    state = copy.deepcopy((s.model.state_dict(), s.w_opt.state_dict(), torch.get_rng_state()))
+    _, direct = exact_and_direct(s, train, val)
+    s.a_opt.zero_grad(set_to_none=True)
+    s.arch_gradient(train, val)
+    got = [a.grad.clone() for a in s.alphas]
+    s.model.load_state_dict(state[0])
+    s.w_opt.load_state_dict(state[1])
+    torch.set_rng_state(state[2])
+    return [g - d for g, d in zip(got, direct)]
+
+
+def test_reference_ptb_rule_also_clips_v_before_the_finite_difference():
+    """quark0/darts rnn/architect.py clips v to the clip norm: the implicit term is the clipped-step one times
+    min(1, clip / ||v||) (the difference is linear in v, and eps = scale / ||v|| keeps the same points)."""
+    sets = {"grad_clip": "0.05"}
+    with_v, step_only = (toy_searcher(SecondOrderDarts, **sets, virtual_clip=rule) for rule in ("step+v", "step"))
+    for s in (with_v, step_only):
+        s.step(toy_batch(0), toy_batch(1))
+    # v by autograd: the validation gradient at the virtual weights of the clipped step
+    ref = copy.deepcopy(step_only.model)
+    weights = [p for p in ref.parameters() if all(p is not a for a in ref.arch_parameters())]
+    grads = torch.autograd.grad(ref.loss(toy_batch(2)), weights)
+    c = min(1.0, 0.05 / (sum(float(g.pow(2).sum()) for g in grads) ** 0.5 + 1e-6))
+    group = step_only.w_opt.param_groups[0]
+    with torch.no_grad():
+        for p, g, live in zip(weights, grads, step_only.weights):
+            buf = step_only.w_opt.state[live]["momentum_buffer"]
+            p -= group["lr"] * (group["momentum"] * buf + c * g + group["weight_decay"] * p)
+    v = torch.autograd.grad(ref.loss(toy_batch(3)), weights)
+    v_norm = sum(float(g.pow(2).sum()) for g in v) ** 0.5
+    v_clip = min(1.0, 0.05 / (v_norm + 1e-6))
+    assert v_clip < 0.5  # the clip is active
+    got = implicit_term(with_v, toy_batch(2), toy_batch(3))
+    want = [v_clip * t for t in implicit_term(step_only, toy_batch(2), toy_batch(3))]
+    assert rel_err(got, want) < 1e-6
+
+
+@pytest.mark.parametrize(("space", "rule"), [("cnn", "off"), ("nb201", "off"), ("rnn", "step+v")])
+def test_each_space_gets_its_reference_codes_clip_rule(space, rule):
+    cfg = tiny_config("darts2", space)
+    seed_all(0)
+    obj = SPACES.get(space)()
+    s = SecondOrderDarts(obj, cfg, obj.load_data(None, cfg, torch.device("cpu"), 0), torch.device("cpu"))
+    assert s.clip_rule() == rule
+
+
+def test_the_validation_pass_at_the_virtual_weights_leaves_batch_norm_statistics_alone():
+    """The reference makes that pass on a copy of the network, so the live running statistics see three training
+    passes per architecture step (the virtual step's gradient and the two finite-difference points), as
+    batch norm's own pass counter shows; the step's loss is the same as on the live buffers."""
+    cfg = tiny_config("darts2", "cnn")
+    seed_all(0)
+    space = SPACES.get("cnn")()
+    data = space.load_data(None, cfg, torch.device("cpu"), 0)
+    s = SecondOrderDarts(space, cfg, data, torch.device("cpu"))
+    s.start_epoch(0)
+    counters = [b for n, b in s.model.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counters and all(int(c) == 0 for c in counters)
+    train, val = next(iter(data.train.epoch(0))), next(iter(data.val.epoch(0)))
+    s.arch_gradient(train, val)
+    assert {int(c) for c in counters} == {3}
+    before = {n: b.clone() for n, b in s.model.named_buffers()}
+    on_copies = s.loss_at(s.weights, val, own_buffers=True)
+    assert all(torch.equal(b, before[n]) for n, b in s.model.named_buffers())
+    assert float(on_copies.detach()) == float(s.loss_at(s.weights, val).detach())  # batch statistics either way
+
+
+def test_records_from_before_the_setting_read_as_the_clipped_step_they_ran():
+    from nasbench.report import flat_settings
+    from nasbench.results import RunRecord
+
+    old = RunRecord(
+        searcher="darts2",
+        space="cnn",
+        seed=0,
+        preset="tiny",
+        provenance={},
+        data="",
+        status="completed",
+        config={"data": None, "train": {}, "space_config": {}, "searcher_config": {"fd_eps_scale": 0.01}},
+    )
+    assert flat_settings(old)["searcher.virtual_clip"] == "step"
+    old.config["searcher_config"]["virtual_clip"] = None
+    assert flat_settings(old)["searcher.virtual_clip"] is None
 
 
 class CountingSupernet(Supernet):
@@ -189,6 +287,7 @@ def toy_searcher(cls: type[DartsSearcher], dropout: float = 0.0, **sets: str) ->
     torch.manual_seed(0)
     space = SimpleNamespace(supernet=lambda cfg, data, options: CountingSupernet(dropout).double())
     name = "darts2" if cls is SecondOrderDarts else "darts1"
+    space.family = "darts-cifar10"
     s = cls(space, tiny_config(name, "cnn", **sets), None, torch.device("cpu"))
     s.start_epoch(0)
     return s
