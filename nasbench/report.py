@@ -327,23 +327,23 @@ TransferIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]  # (space, geno
 
 
 def transfer_index(loaded: Sequence[tuple[Path, RunRecord]]) -> TransferIndex:
-    """The completed evaluations on another data set than the search's (``config["dataset"]`` not the space's
-    own), by the genotype they trained: the newest per genotype and data set."""
+    """The completed evaluations on a data set the space's cells transfer to (``config["dataset"]``), by the
+    genotype they trained: the newest per genotype and data set."""
     index: TransferIndex = defaultdict(dict)
     evaluations = [r for _, r in loaded if r.searcher == EVAL_KIND and r.status == "completed" and r.genotype]
     for record in sorted(evaluations, key=lambda r: str(r.finished_at or r.started_at)):
         dataset = record.config.get("dataset")
-        if isinstance(dataset, str) and dataset != _home_dataset(record.space):
+        if isinstance(dataset, str) and dataset in _transfer_datasets(record.space):
             key = (record.space, _canonical(record.space, record.genotype or ""))
             index[key][dataset] = {**record.metrics, "eval_preset": record.preset}
     return index
 
 
-def _home_dataset(space: str) -> str | None:
+def _transfer_datasets(space: str) -> set[str]:
     try:
-        return next(iter(SPACES.get(space)().eval_tasks()), None)
-    except Exception:  # a space that is not installed here
-        return None
+        return set(SPACES.get(space)().transfer_tasks())
+    except Exception:  # a space that is not installed here: nothing to show its results with
+        return set()
 
 
 def _canonical(space: str, genotype: Any) -> str:

@@ -79,7 +79,7 @@ def _test_cell(row: Row, metric: str, pm: str) -> str:
 def transfer_tasks(space: str) -> list[type]:
     """The evaluations a space's cells are transferred to (every one but its own data set's)."""
     try:
-        return list(SPACES.get(space)().eval_tasks().values())[1:]
+        return list(SPACES.get(space)().transfer_tasks().values())
     except Exception:  # a space that is not installed here
         return []
 

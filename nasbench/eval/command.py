@@ -129,7 +129,7 @@ def eval_task(space: str, dataset: str | None) -> type[EvalTask]:
 
 def is_transfer(task_cls: type[EvalTask]) -> bool:
     """Whether ``task_cls`` evaluates on another data set than its space's own (a transfer)."""
-    return next(iter(SPACES.get(task_cls.space)().eval_tasks())) != task_cls.dataset
+    return task_cls.dataset in SPACES.get(task_cls.space)().transfer_tasks()
 
 
 def eval_preset(task_cls: type[EvalTask], preset: str | None, device: torch.device, method: str) -> str:

@@ -212,6 +212,10 @@ class SearchSpace(ABC):
         are transferred to (ImageNet, WikiText-2). Empty where genotypes are scored by ``ground_truth`` alone."""
         return {}
 
+    def transfer_tasks(self) -> dict[str, type]:
+        """The evaluations of ``eval_tasks`` on data sets other than the space's own (its first)."""
+        return dict(list(self.eval_tasks().items())[1:])
+
     def ground_truth(self, genotype: Genotype) -> dict[str, float] | None:
         """Known true scores of a genotype, keys starting with ``true_`` (NAS-Bench-201's look-up of
         ``true_test_acc``); the runner records them per epoch and in ``metrics``. None: not known."""
