@@ -20,10 +20,20 @@ from .conftest import measure
 # forward and backward for alpha and one for w (2 x 3); second order adds the virtual step's forward
 # and backward, the forward and backward at the virtual weights, and two gradient evaluations for the
 # finite difference (5 forwards + 5 backwards = 15).
-# With share_train_grad, darts2 drops one forward and backward (12). Random search trains one network and
+# With share_train_grad, darts2 drops one forward and backward (12). With hvp=forward, the two
+# finite-difference passes become one whose forward and backward also carry the tangent: twice the
+# multiply-adds of each, so the same 15. Random search trains one network and
 # random search with weight sharing one single path of the supernet (3 each).
 # The samplers are first order (6); GDAS' forward computes one sampled op per edge, which its count reflects.
-PASSES = {"darts1": 6, "pcdarts": 6, "darts2": 15, "darts2-shared": 12, "randomws": 3, "random": 3}
+PASSES = {
+    "darts1": 6,
+    "pcdarts": 6,
+    "darts2": 15,
+    "darts2-shared": 12,
+    "darts2-forward": 15,
+    "randomws": 3,
+    "random": 3,
+}
 PASSES.update(gdas=6, snas=6, drnas=6)
 
 
@@ -109,6 +119,24 @@ def test_darts2_step_sharing_the_training_gradient(benchmark, device, matmul_gfl
         passes="darts2-shared",
         batch_size="64",
         share_train_grad="true",
+    )
+
+
+@pytest.mark.paper_shape
+def test_darts2_step_with_the_forward_mode_product(benchmark, device, matmul_gflops):
+    """darts2 with hvp=forward (the exact Hessian-vector product in one tangent-carrying pass), paper shape."""
+    step_benchmark(
+        benchmark,
+        "step/darts2-forward-cnn-paper",
+        "darts2",
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        passes="darts2-forward",
+        batch_size="64",
+        hvp="forward",
     )
 
 

@@ -111,6 +111,9 @@ def summary() -> dict[str, Any]:
     return {
         "darts2_over_darts1_step_time_paper": _ratio("step/darts2-cnn-paper", "step/darts1-cnn-paper", "median_s"),
         "darts2_over_darts1_step_time_small": _ratio("step/darts2-cnn-small", "step/darts1-cnn-small", "median_s"),
+        "darts2_forward_hvp_over_darts1_step_time_paper": _ratio(
+            "step/darts2-forward-cnn-paper", "step/darts1-cnn-paper", "median_s"
+        ),
         "darts2_shared_over_darts1_step_time_paper": _ratio(
             "step/darts2-shared-cnn-paper", "step/darts1-cnn-paper", "median_s"
         ),

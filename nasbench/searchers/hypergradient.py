@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.autograd.forward_ad as fwAD
+
+from nasbench.errors import UserError
 
 Tensors = Sequence[torch.Tensor]
 EPS_SCALE = 0.01  # sec. 2.3, after eq. 8: eps = 0.01 / ||v||
@@ -81,6 +84,27 @@ def hessian_vector_product(
     minus = at(-1.0)
     with torch.no_grad():
         return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
+
+
+def forward_mode_hvp(
+    grad_alpha_at: Callable[[list[torch.Tensor]], Tensors], weights: Tensors, v: Tensors
+) -> list[torch.Tensor]:
+    """grad2_{alpha,w} L(w, alpha) . v exactly: the directional derivative of ``grad_alpha_at`` at ``weights``
+    along v, by forward-mode differentiation through its backward pass (forward over reverse). One call of
+    ``grad_alpha_at``, on weights that carry v as their tangent; ``weights`` are not modified."""
+    with fwAD.dual_level():
+        # v's parts are cloned: autograd's zeros for unused weights are immutable, and tangents accumulate
+        duals = [fwAD.make_dual(w.detach(), d.clone()) for w, d in zip(weights, v)]
+        try:
+            grads = grad_alpha_at(duals)
+        except (RuntimeError, NotImplementedError) as exc:  # an op without a forward-mode rule for its backward
+            raise UserError(
+                f"hvp=forward: this network cannot be differentiated forward through its backward pass ({exc}); "
+                "use --set hvp=difference"
+            ) from None
+        tangents = [fwAD.unpack_dual(g).tangent for g in grads]
+        # an architecture parameter the weights do not reach has no tangent: its row of the product is zero
+        return [torch.zeros_like(g) if t is None else t.clone() for g, t in zip(grads, tangents)]
 
 
 def unrolled_arch_gradient(direct: Tensors, hvp: Tensors, xi: float | torch.Tensor) -> list[torch.Tensor]:

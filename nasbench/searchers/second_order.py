@@ -20,6 +20,7 @@ from nasbench.searchers.darts import DartsConfig, DartsSearcher
 from nasbench.searchers.hypergradient import (
     EPS_SCALE,
     clip_coefficient,
+    forward_mode_hvp,
     hessian_vector_product,
     unrolled_arch_gradient,
     virtual_sgd_step,
@@ -42,6 +43,10 @@ class SecondOrderConfig(DartsConfig):
     # before the finite difference (quark0/darts rnn/architect.py); "step": the virtual step's gradient only,
     # as the real step clips it (this suite's rule before the setting existed).
     virtual_clip: str | None = None
+    # How the Hessian-vector term is computed: "difference", the paper's central difference (eq. 8, two more
+    # passes at w +- eps v); "forward", exactly, by forward-mode differentiation of the architecture gradient
+    # along v (one pass carrying v as a tangent; not in the paper).
+    hvp: str = "difference"
 
     bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "fd_eps_scale": POSITIVE}
     # what a record written before a setting existed ran with (nasbench.report reads missing settings so)
@@ -51,9 +56,12 @@ class SecondOrderConfig(DartsConfig):
         super().check()
         if self.virtual_clip is not None and self.virtual_clip not in VIRTUAL_CLIPS:
             raise UserError(f"virtual_clip={self.virtual_clip!r}: use one of {', '.join(VIRTUAL_CLIPS)}")
+        if self.hvp not in HVPS:
+            raise UserError(f"hvp={self.hvp!r}: use one of {', '.join(HVPS)}")
 
 
 VIRTUAL_CLIPS = ("off", "step", "step+v")
+HVPS = ("difference", "forward")
 REFERENCE_CLIP = {"darts-ptb": "step+v"}  # space family -> its reference code's rule; elsewhere "off"
 
 
@@ -81,7 +89,8 @@ class SecondOrderDarts(DartsSearcher):
     reference makes on a throw-away copy of the network.
     Passes per step: 5 forward, 5 backward (darts1: 2 and 2), or 4 and 4 with ``share_train_grad``; the two
     finite-difference backward passes ask for alpha's gradient only and so skip the weight-gradient
-    kernels. Under ``train.autocast`` the finite-difference passes still run in float32: a difference of
+    kernels. ``hvp="forward"`` replaces those two by one pass whose forward and backward also carry the
+    tangent v. Under ``train.autocast`` the Hessian-vector passes still run in float32: a difference of
     two bfloat16 gradients (8 bits of mantissa) taken 2 eps apart would be rounding noise.
     """
 
@@ -176,8 +185,15 @@ class SecondOrderDarts(DartsSearcher):
         if rule == "step+v":
             v_clip = clip_coefficient(v, max_norm)
             v = tuple(g * v_clip for g in v)
-        scale = self.cfg.searcher_cfg.fd_eps_scale
-        hvp = hessian_vector_product(lambda ws: self.train_alpha_grad(ws, train, seed, state), self.weights, v, scale)
+        c = self.cfg.searcher_cfg
+
+        def grad_alpha_at(ws: list[torch.Tensor]) -> list[torch.Tensor]:
+            return self.train_alpha_grad(ws, train, seed, state)
+
+        if c.hvp == "forward":
+            hvp = forward_mode_hvp(grad_alpha_at, self.weights, v)
+        else:
+            hvp = hessian_vector_product(grad_alpha_at, self.weights, v, c.fd_eps_scale)
         for alpha, grad in zip(self.alphas, unrolled_arch_gradient(direct, hvp, clip * xi)):
             alpha.grad = grad
         return val_loss.detach()
