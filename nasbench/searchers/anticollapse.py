@@ -48,6 +48,7 @@ class SdartsRsConfig(DartsConfig):
 
 
 class SdartsRs(DartsSearcher):
+    weights_first_on_nb201 = False  # SmoothDARTS' nasbench201/train_search.py: the architecture step first
     label = "SDARTS-RS"
     summary = "SDARTS-RS: the weight step sees randomly perturbed mixing weights (Chen & Hsieh, ICML 2020)"
     config_cls = SdartsRsConfig
@@ -59,6 +60,7 @@ class SdartsAdvConfig(DartsConfig):
 
 
 class SdartsAdv(DartsSearcher):
+    weights_first_on_nb201 = False  # SmoothDARTS' nasbench201/train_search.py: the architecture step first
     label = "SDARTS-ADV"
     summary = "SDARTS-ADV: the weight step sees adversarially perturbed mixing weights (Chen & Hsieh, ICML 2020)"
     config_cls = SdartsAdvConfig

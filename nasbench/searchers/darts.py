@@ -73,6 +73,16 @@ class DartsSearcher(Searcher):
     label = "DARTS (first order)"
     summary = "DARTS, first-order approximation (xi = 0) (Liu et al., ICLR 2019)"
     config_cls = DartsConfig
+    # Whether the method's own NAS-Bench-201 code takes the weight step before the architecture step, which
+    # the `paper` preset of that space then follows: NAS-Bench-201's DARTS-V1.py does; DARTS-V2.py, and
+    # beta-DARTS', SDARTS' and DARTS-PT's nasbench201/train_search.py, take DARTS' order.
+    weights_first_on_nb201: ClassVar[bool] = True
+
+    @classmethod
+    def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
+        if preset == "paper" and space.family == "nas-bench-201" and cls.weights_first_on_nb201:
+            return {"train": {"weight_step_first": True}}
+        return {}
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)

@@ -97,6 +97,7 @@ class SecondOrderDarts(DartsSearcher):
     label = "DARTS (second order)"
     summary = "DARTS, second-order (unrolled) architecture gradient (Liu et al., ICLR 2019)"
     config_cls = SecondOrderConfig
+    weights_first_on_nb201 = False  # NAS-Bench-201's DARTS-V2.py: the architecture step first, as DARTS
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)

@@ -34,3 +34,17 @@ def test_nesterov_is_nas_bench_201s_paper_protocol_only_and_needs_momentum():
     assert preset_train("nb201", "cpu").w_nesterov is False  # the study's protocol, fixed before the setting
     with pytest.raises(UserError, match="w_nesterov=true needs momentum"):
         tiny_config("darts1", "nb201", w_nesterov="true", w_momentum="0")
+
+
+@pytest.mark.parametrize(
+    ("searcher", "first"),
+    [("darts1", True), ("darts2", False), ("betadarts", False), ("sdarts-rs", False), ("darts-pt", False)],
+)
+def test_nb201_paper_preset_takes_each_methods_own_step_order(searcher, first):
+    """NAS-Bench-201's DARTS-V1.py steps the weights first; its DARTS-V2.py and the beta-DARTS, SDARTS and
+    DARTS-PT NAS-Bench-201 codes step alpha first. Other presets keep DARTS' order."""
+    space = SPACES.get("nb201")()
+    for preset, expected in (("paper", first), ("cpu", False)):
+        cfg = resolve_config(SEARCHERS.get(searcher), space, searcher=searcher, preset=preset, seed=0, device="cpu",
+                             data=None, train_flags={}, set_pairs={})  # fmt: skip
+        assert cfg.train.weight_step_first is expected, (searcher, preset)
