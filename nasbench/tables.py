@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from nasbench.errors import UserError
 from nasbench.metrics.stats import bootstrap_difference_ci
 from nasbench.registry import SPACES
 from nasbench.report import Report, Row, Summary
+
+if TYPE_CHECKING:
+    from nasbench.eval.trainer import EvalTask
 
 FORMATS = ("md", "tex", "csv")
 MISSING = "-"
@@ -76,7 +80,7 @@ def _test_cell(row: Row, metric: str, pm: str) -> str:
     return text if row.eval_preset in (None, "paper") or row.test_score is None else f"{text} ({row.eval_preset} eval)"
 
 
-def transfer_tasks(space: str) -> list[type]:
+def transfer_tasks(space: str) -> list[type[EvalTask]]:
     """The evaluations a space's cells are transferred to (every one but its own data set's)."""
     try:
         return list(SPACES.get(space)().transfer_tasks().values())
@@ -299,7 +303,7 @@ def to_frame(report: Report) -> pd.DataFrame:
         metric = report.metric[space]
         unit = "perplexity" if metric == "ppl" else "error (%)"
         for row in rows:
-            line = {
+            line: dict[str, Any] = {
                 "space": space, "method": row.label, "searcher": row.searcher, "source": row.source,
                 "preset": row.preset, "settings": row.settings, "seeds": row.seeds or None,
                 "metric": f"test {unit} (evaluated at the {row.eval_preset} preset); search val {unit}"
