@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from nasbench.config import AUTOCAST_DTYPES, RunConfig
-from nasbench.data.streams import SearchData, capped_steps
+from nasbench.data.streams import SearchData, capped_steps, epoch_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.loggers import EpochLogger, make_loggers
@@ -84,9 +84,9 @@ class Run:
         self.folder.save(self.record, state, epochs_done=len(self.record.epochs))
 
     def steps(self, epoch: int) -> int:
-        n = len(self.data.train)
+        n = epoch_steps(self.data.train, epoch)
         if self.searcher.uses_val_batches(epoch):
-            n = min(n, len(self.data.val))
+            n = min(n, epoch_steps(self.data.val, epoch))
         return capped_steps(n, self.cfg.train.steps_per_epoch)
 
     def run_epoch(self, epoch: int) -> tuple[dict[str, Any], Genotype]:

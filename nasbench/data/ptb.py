@@ -153,13 +153,30 @@ class TextBatch:
     regularize: bool  # add the activation regularisers (weight-training windows only, as DARTS does)
 
 
+MIN_JITTERED_WINDOW = 5  # DARTS' and AWD-LSTM's train.py: seq_len = max(5, int(normal(bptt, 5)))
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """The evaluation's window lengths (DARTS' and AWD-LSTM's train.py): around bptt (or bptt / 2 with
+    probability 0.05) with a normal spread of ``std`` tokens, at least 5 and at most bptt + ``max_extra``;
+    the windows walk the whole text, so their number varies by epoch."""
+
+    std: float
+    max_extra: int
+
+
 class TextStream:
     """Consecutive BPTT windows over a batchified token stream [rows, B].
 
     ``variable``: the weight split; each window is ``bptt`` long, or ``bptt // 2`` with probability 0.05,
-    drawn from a generator fixed by (seed, epoch, stream). Otherwise windows are ``bptt`` long (the last
-    one shorter). ``windows``: a fixed number of windows per epoch, wrapping around the data (the
-    architecture split, which DARTS walks in step with the larger weight split); by default one pass.
+    drawn from a generator fixed by (seed, epoch, stream), and its lr is scaled by length / bptt. A variable
+    stream with ``whole_text`` walks the whole text every epoch, as DARTS' code does (the window count then
+    varies by epoch); without it, an epoch has a fixed number of windows, counted at full length. ``jitter``
+    (the evaluation's lengths) implies ``whole_text``. Other streams have windows ``bptt`` long (the last one
+    shorter): one pass, or ``windows`` of them wrapping around the data, or, with ``follow``, one at each
+    window start of the followed (weight) stream taken modulo this text's length, as DARTS' search takes its
+    architecture windows (``i % (search_data.size(0) - 1)``).
     """
 
     def __init__(
@@ -171,11 +188,16 @@ class TextStream:
         split: str,
         variable: bool = False,
         windows: int | None = None,
+        jitter: Jitter | None = None,
+        whole_text: bool = False,
+        follow: TextStream | None = None,
     ) -> None:
         if bptt < 2:
             raise UserError(f"bptt={bptt}: windows need at least 2 tokens")
         self.data, self.bptt, self.seed, self.stream, self.split = data, bptt, seed, stream, split
-        self.variable, self.windows = variable, windows
+        self.variable, self.windows, self.jitter = variable, windows, jitter if variable else None
+        self.walks_text = variable and (whole_text or jitter is not None)
+        self.follow = follow
         self.span = data.shape[0] - 1  # positions that have a next token
 
     @property
@@ -183,13 +205,52 @@ class TextStream:
         return int(self.data.shape[1])
 
     def __len__(self) -> int:
+        if self.follow is not None:
+            return len(self.follow)
         if self.windows is not None:
             return self.windows
-        if self.variable:  # counted at full length, so that every epoch has the same number of steps
+        if self.variable:  # counted at full length; a stream that walks the text has steps(epoch) instead
             return max(self.span // self.bptt, 1)
         return -(-self.span // self.bptt)
 
+    def steps(self, epoch: int) -> int:
+        """Windows in ``epoch``: as many as that epoch's lengths take where the stream walks the text (or follows
+        one that does), else ``len``."""
+        if self.follow is not None:
+            return self.follow.steps(epoch)
+        return len(self.plan(epoch)) if self.walks_text else len(self)
+
+    def plan(self, epoch: int) -> list[tuple[int, int]]:
+        """(drawn length, length within the text) of each of ``epoch``'s windows of a stream that walks the
+        text, while a window of two tokens still fits (the reference's ``while i < rows - 2``)."""
+        gen = epoch_generator(self.seed, epoch, self.stream, torch.device("cpu"))
+        out, pos = [], 0
+        while pos < self.span - 1:
+            base = self.bptt if float(torch.rand((), generator=gen)) < 1 - HALF_WINDOW_PROB else self.bptt / 2
+            if self.jitter is None:
+                drawn = int(base)
+            else:
+                drawn = max(MIN_JITTERED_WINDOW, int(base + self.jitter.std * float(torch.randn((), generator=gen))))
+                drawn = min(drawn, self.bptt + self.jitter.max_extra)
+            out.append((drawn, min(drawn, self.span - pos)))
+            pos += out[-1][1]
+        return out
+
     def epoch(self, epoch: int) -> Iterator[TextBatch]:
+        if self.walks_text:
+            starts, plan = 0, self.plan(epoch)
+            for k, (drawn, length) in enumerate(plan):
+                # the reference sets the lr from the drawn length, before a last window is cut short
+                yield self._window(starts, length, k, drawn / self.bptt)
+                starts += length
+            return
+        if self.follow is not None:
+            pos = 0
+            for k, (_, length) in enumerate(self.follow.plan(epoch)):
+                start = pos % self.span
+                yield self._window(start, min(self.bptt, self.span - start), k, 1.0)
+                pos += length
+            return
         gen = epoch_generator(self.seed, epoch, self.stream, torch.device("cpu")) if self.variable else None
         pos = 0
         for k in range(len(self)):
@@ -199,12 +260,15 @@ class TextStream:
             if gen is not None and float(torch.rand((), generator=gen)) < HALF_WINDOW_PROB:
                 length = self.bptt // 2
             length = min(length, self.span - pos)
-            yield TextBatch(
-                inputs=self.data[pos : pos + length],
-                targets=self.data[pos + 1 : pos + 1 + length],
-                split=self.split,
-                first=k == 0,
-                lr_scale=length / self.bptt if self.variable else 1.0,
-                regularize=self.variable,
-            )
+            yield self._window(pos, length, k, length / self.bptt if self.variable else 1.0)
             pos += length
+
+    def _window(self, pos: int, length: int, k: int, lr_scale: float) -> TextBatch:
+        return TextBatch(
+            inputs=self.data[pos : pos + length],
+            targets=self.data[pos + 1 : pos + 1 + length],
+            split=self.split,
+            first=k == 0,
+            lr_scale=lr_scale,
+            regularize=self.variable,
+        )

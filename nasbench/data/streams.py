@@ -44,3 +44,10 @@ def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device) ->
     gen = torch.Generator(device=device)
     gen.manual_seed((seed * 1_000_003 + epoch * 1_009 + stream) % (2**63))
     return gen
+
+
+def epoch_steps(stream: Any, epoch: int) -> int:
+    """Batches ``stream`` gives in ``epoch``: its ``steps(epoch)`` where the count varies by epoch (PTB walked
+    whole), else its length."""
+    steps = getattr(stream, "steps", None)
+    return int(steps(epoch)) if steps is not None else len(stream)

@@ -199,7 +199,8 @@ def new_evaluation(
 def stored_evaluation_of(run_dir: Path) -> Evaluation:
     record = stored_evaluation(run_dir)
     task_cls = eval_task(record.space, record.config.get("dataset"))  # older records: the space's own data set
-    return Evaluation(task_cls, task_cls.config_cls(**record.config["eval"]), record, run_dir, resume=True)
+    stored = {**getattr(task_cls.config_cls, "legacy_settings", {}), **record.config["eval"]}
+    return Evaluation(task_cls, task_cls.config_cls(**stored), record, run_dir, resume=True)
 
 
 def evaluate_genotype(

@@ -19,7 +19,15 @@ import torch
 
 from nasbench.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Bounds
 from nasbench.data import builtin_path
-from nasbench.data.ptb import PTB_LAYOUT, WIKITEXT2_LAYOUT, TextStream, batchify, check_tar_window, load_corpus
+from nasbench.data.ptb import (
+    PTB_LAYOUT,
+    WIKITEXT2_LAYOUT,
+    Jitter,
+    TextStream,
+    batchify,
+    check_tar_window,
+    load_corpus,
+)
 from nasbench.data.streams import capped_steps
 from nasbench.errors import UserError
 from nasbench.eval.trainer import EvalTask, train_steps
@@ -48,6 +56,9 @@ class RnnEvalConfig:
     dropouti: float = 0.2
     dropoute: float = 0.1  # reference code: word dropout 0.1 in the evaluation (0 in the search)
     tar_beta: float = 1e-3  # reference code: temporal activation regularisation 1e-3
+    window_jitter: float = 5.0  # reference train.py: window lengths normal around bptt with std 5, walking
+    # the whole text each epoch (0: the search's lengths, bptt or bptt / 2, a fixed number of windows)
+    max_seq_len_delta: int = 20  # reference train.py: a jittered window is at most bptt + 20 long
     steps_per_epoch: int = 0  # 0: one pass over train.txt per epoch; N > 0: at most N windows
     eval_batches: int = 0  # 0: the whole validation split per epoch; N > 0: its first N windows
     test_batches: int = 0  # 0: the whole test split; N > 0: its first N windows
@@ -61,11 +72,18 @@ class RnnEvalConfig:
         **dict.fromkeys(
             ("w_weight_decay", "tar_beta", "steps_per_epoch", "eval_batches", "test_batches"), NON_NEGATIVE
         ),
+        **dict.fromkeys(("window_jitter", "max_seq_len_delta"), NON_NEGATIVE),
         **dict.fromkeys(("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"), FRACTION),
     }
 
+    # what an evaluation record written before a setting existed ran with (read so when it is resumed)
+    legacy_settings: ClassVar[dict[str, Any]] = {"window_jitter": 0.0}
+
     def check(self) -> None:
         check_tar_window(self.bptt, self.tar_beta)
+
+    def jitter(self) -> Jitter | None:
+        return Jitter(self.window_jitter, self.max_seq_len_delta) if self.window_jitter > 0 else None
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,8 @@ class RnnEvalTask(EvalTask):
         root = Path(path) if path else builtin_path(str(self.builtin))
         corpus = load_corpus(root, self.layout)
         b = cfg.batch_size
-        self.train = TextStream(batchify(corpus.train, b).to(device), cfg.bptt, seed, 0, "train", variable=True)
+        train = batchify(corpus.train, b).to(device)
+        self.train = TextStream(train, cfg.bptt, seed, 0, "train", variable=True, jitter=cfg.jitter())
         valid = batchify(corpus.valid, cfg.eval_batch_size).to(device)
         self.valid = TextStream(valid, cfg.bptt, seed, 1, "val")
         self.test_stream = TextStream(batchify(corpus.test, cfg.test_batch_size).to(device), cfg.bptt, seed, 2, "test")
@@ -176,7 +195,7 @@ class RnnEvalTask(EvalTask):
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
         cfg, net = self.cfg, self.net
         net.train()
-        n = capped_steps(len(self.train), cfg.steps_per_epoch)
+        n = capped_steps(self.train.steps(epoch), cfg.steps_per_epoch)
         desc = f"eval epoch {epoch + 1}/{cfg.epochs}"
         train_loss = train_steps(net, self.opt, self.train.epoch(epoch), n, cfg.grad_clip, desc, progress)
         with self.averaged_weights():

@@ -38,7 +38,7 @@ from torch import nn
 
 from nasbench.bounds import AT_LEAST_ONE, Bounds
 from nasbench.config import RunConfig
-from nasbench.data.streams import SearchData, capped_steps
+from nasbench.data.streams import SearchData, capped_steps, epoch_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.searchers.base import Searcher, batch_lr, cosine_lr, network_scores, weight_sgd
@@ -117,13 +117,13 @@ class RandomSearch(Searcher):
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
         n, t = cfg.searcher_cfg.samples, cfg.train
-        per_epoch = capped_steps(len(data.train), t.steps_per_epoch)
-        self.total_steps = t.epochs * per_epoch  # as many as the runner takes (no val batches fetched)
+        # as many as the runner takes (no val batches fetched); PTB walked whole varies by epoch
+        self.total_steps = sum(capped_steps(epoch_steps(data.train, e), t.steps_per_epoch) for e in range(t.epochs))
         if self.total_steps < n and not cfg.searcher_cfg.oracle:
             raise UserError(
                 f"random search with samples={n} needs at least {n} training steps, the run has "
-                f"{self.total_steps} ({t.epochs} epochs x {per_epoch}); lower searcher.samples or raise "
-                "--epochs / steps_per_epoch"
+                f"{self.total_steps} over {t.epochs} epochs; lower searcher.samples or raise --epochs / "
+                "steps_per_epoch"
             )
         self.sampler = GenotypeSampler(space, cfg.space_cfg, cfg.seed)
         self.samples: list[Sample] = []

@@ -56,6 +56,13 @@ class RnnConfig:
     dropoute: float = 0.0  # reference code: no word dropout in the search
     ar_alpha: float = 0.0  # reference code: activation regularisation off
     tar_beta: float = 1e-3  # reference code: temporal activation regularisation 1e-3
+    # reference code: every epoch walks the whole training text (its window count varies with the drawn
+    # lengths), each architecture window starting where the weight window does, modulo valid.txt's length;
+    # false: a fixed number of windows, the architecture windows consecutive (the suite's rule before)
+    whole_text: bool = True
+
+    # what a record written before a setting existed ran with (nasbench.report reads missing settings so)
+    legacy_settings: ClassVar[dict[str, Any]] = {"whole_text": False}
 
     bounds: ClassVar[dict[str, Bounds]] = {
         **dict.fromkeys(("units", "nodes", "eval_batch_size"), AT_LEAST_ONE),
@@ -267,7 +274,11 @@ class RnnSpace(SearchSpace):
         train = batchify(corpus.train, b).to(device)  # [rows, B]
         search = batchify(corpus.valid, b).to(device)
         scored = batchify(corpus.valid, space.eval_batch_size).to(device)
-        train_stream = TextStream(train, space.bptt, seed, stream=0, split="train", variable=True)
+        train_stream = TextStream(train, space.bptt, seed, 0, "train", variable=True, whole_text=space.whole_text)
+        if space.whole_text:
+            val = TextStream(search, space.bptt, seed, stream=1, split="val", follow=train_stream)
+        else:
+            val = TextStream(search, space.bptt, seed, stream=1, split="val", windows=len(train_stream))
         what = "PTB built-in slice" if not path else f"PTB from {root}"
         unk = corpus.unk_mapped
         return SearchData(
@@ -278,7 +289,7 @@ class RnnSpace(SearchSpace):
             ),
             source=str(root),
             train=train_stream,
-            val=TextStream(search, space.bptt, seed, stream=1, split="val", windows=len(train_stream)),
+            val=val,
             score=TextStream(scored, space.bptt, seed, stream=2, split="score"),
             info={"vocab_size": len(corpus.words)},
         )

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nasbench.data import builtin_path
-from nasbench.data.ptb import EOS, TextStream, batchify, build_vocab, encode, load_corpus, tokenize
+from nasbench.data.ptb import EOS, Jitter, TextStream, batchify, build_vocab, encode, load_corpus, tokenize
+from nasbench.data.streams import epoch_generator
 from nasbench.errors import UserError
 
 
@@ -106,3 +107,45 @@ def test_builtin_slice_loads(shared_data):
     assert len(corpus.test) == 39_012 + 1_881
     assert corpus.words.count("<unk>") == 1
     assert torch.equal(load_corpus(shared_data / "ptb-mini").valid, corpus.valid)
+
+
+def test_jittered_windows_walk_the_whole_text_by_the_reference_rule():
+    """DARTS' train.py: bptt (or bptt / 2 with probability 0.05), seq_len = max(5, int(normal(bptt, 5))), at most
+    bptt + 20, the lr scaled by seq_len / bptt, while i < rows - 2; the windows cover every position once."""
+    data = batchify(torch.arange(2 * 3_001), 2)  # [3001, 2]: 3000 positions with a next token
+    stream = TextStream(data, bptt=35, seed=4, stream=0, split="train", variable=True, jitter=Jitter(5.0, 20))
+    windows = list(stream.epoch(0))
+    assert len(windows) == stream.steps(0) != len(stream)
+    assert torch.equal(torch.cat([w.inputs for w in windows]), data[:3000])  # the whole text, in order
+    lengths = [len(w.inputs) for w in windows]
+    assert min(lengths[:-1]) >= 5 and max(lengths) <= 55 and lengths[-1] >= 2
+    assert 30 < sum(lengths[:-1]) / len(lengths[:-1]) < 36  # about 0.95 * 35 + 0.05 * 17.5 = 34.1
+    assert len(set(lengths)) > 10  # spread, not two lengths
+    # the same draws, by hand: a uniform for the halving, then a standard normal, from the epoch's generator
+    gen = epoch_generator(4, 0, 0, torch.device("cpu"))
+    pos, expected = 0, []
+    while pos < 3000 - 1:
+        base = 35 if float(torch.rand((), generator=gen)) < 0.95 else 17.5
+        drawn = min(max(5, int(base + 5.0 * float(torch.randn((), generator=gen)))), 55)
+        expected.append((drawn, min(drawn, 3000 - pos)))
+        pos += expected[-1][1]
+    assert [(round(w.lr_scale * 35), len(w.inputs)) for w in windows] == expected
+    assert [len(w.inputs) for w in stream.epoch(1)] != lengths
+
+
+def test_search_windows_walk_the_whole_text_by_the_reference_rule():
+    """DARTS' train_search.py: seq_len = int(bptt if random < 0.95 else bptt / 2), while i < rows - 2, the lr
+    scaled by seq_len / bptt; the old fixed count of windows (counted at full length) left text unread."""
+    data = batchify(torch.arange(2 * 4_001), 2)  # [4001, 2]: 4000 positions with a next token
+    walk = TextStream(data, bptt=10, seed=3, stream=0, split="train", variable=True, whole_text=True)
+    windows = list(walk.epoch(0))
+    assert torch.equal(torch.cat([w.inputs for w in windows]), data[:4000])
+    assert len(windows) == walk.steps(0) > len(walk) == 400  # half windows add steps
+    gen, pos, expected = epoch_generator(3, 0, 0, torch.device("cpu")), 0, []
+    while pos < 3999:
+        drawn = int(10 if float(torch.rand((), generator=gen)) < 0.95 else 5.0)
+        expected.append((drawn, min(drawn, 4000 - pos)))
+        pos += expected[-1][1]
+    assert [(round(w.lr_scale * 10), len(w.inputs)) for w in windows] == expected
+    fixed = TextStream(data, bptt=10, seed=3, stream=0, split="train", variable=True)
+    assert sum(len(w.inputs) for w in fixed.epoch(0)) < 4000 == sum(len(w.inputs) for w in windows)

@@ -205,10 +205,29 @@ def test_load_data_reads_a_corpus_folder(tmp_path):
     data = RnnSpace().load_data(str(tmp_path), cfg, torch.device("cpu"), seed=0)
     assert data.info["vocab_size"] == 5  # a b <unk> c <eos>
     assert "30 valid" in data.description and str(tmp_path) in data.description  # zebra -> <unk>, said so
-    assert len(data.train) == (200 // 4 - 1) // 5 and len(data.val) == len(data.train)  # val wraps to match
+    # the weight windows walk the whole text (50 rows, 49 positions with a next token; the reference stops
+    # once fewer than 2 are left), and each architecture window starts where its weight window does, modulo
+    # valid.txt's 29 positions with a next token (120 tokens in 4 columns: 30 rows)
+    weights, arch = list(data.train.epoch(0)), list(data.val.epoch(0))
+    assert data.train.steps(0) == data.val.steps(0) == len(weights) == len(arch)
+    assert sum(len(w.inputs) for w in weights) in (48, 49)
+    starts = [0] + [int(n) for n in torch.cumsum(torch.tensor([len(w.inputs) for w in weights]), 0)[:-1]]
+    for a, start in zip(arch, starts):
+        begin = start % 29
+        assert torch.equal(a.inputs, data.val.data[begin : begin + min(5, 29 - begin)])
     first = next(iter(data.train.epoch(0)))
     assert first.inputs.shape == (5, 4) and first.first and first.split == "train"
     with pytest.raises(UserError, match="--download"):
         RnnSpace().load_data(str(tmp_path), cfg, torch.device("cpu"), seed=0, download=True)
     with pytest.raises(UserError, match="lacks"):
         RnnSpace().load_data(str(tmp_path / "nowhere"), cfg, torch.device("cpu"), seed=0)
+
+
+def test_records_from_before_the_whole_text_walk_read_as_the_fixed_window_count():
+    from nasbench.report import flat_settings
+    from nasbench.results import RunRecord
+
+    config = {"data": None, "train": {}, "space_config": {"bptt": 35}, "searcher_config": {}}
+    old = RunRecord(searcher="darts1", space="rnn", seed=0, preset="tiny", config=config, provenance={}, data="")
+    assert flat_settings(old)["space.whole_text"] is False
+    assert RnnConfig().whole_text is True
