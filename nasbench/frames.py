@@ -14,6 +14,19 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
+def _transfer_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``transfer.<dataset>.<key>`` for each scalar result of the search's cell on another data set."""
+    transfer = metrics.get("transfer")
+    if not isinstance(transfer, dict):
+        return {}
+    return {
+        f"transfer.{dataset}.{k}": v
+        for dataset, results in transfer.items()
+        if isinstance(results, dict)
+        for k, v in _scalars(results).items()
+    }
+
+
 def runs_frame(paths: list[str | Path], epochs: bool = False) -> pd.DataFrame:
     loaded, problems = load_records(paths)
     lines = []
@@ -24,7 +37,7 @@ def runs_frame(paths: list[str | Path], epochs: bool = False) -> pd.DataFrame:
         }  # fmt: skip
         settings = {k: str(v) if isinstance(v, tuple) else v for k, v in flat_settings(record).items()}
         if not epochs:
-            lines.append({**who, **settings, **_scalars(record.metrics)})
+            lines.append({**who, **settings, **_scalars(record.metrics), **_transfer_columns(record.metrics)})
             continue
         for epoch in record.epochs:
             lines.append({**who, **_scalars(epoch)})

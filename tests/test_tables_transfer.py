@@ -93,3 +93,13 @@ def test_no_transfer_column_without_transfer_results(tmp_path):
     save(make_record("darts1", 0), tmp_path)
     report = build_report([tmp_path], published=[])
     assert "ImageNet" not in render(report, "md")
+
+
+def test_load_runs_has_a_column_per_transfer_result(tmp_path):
+    import nasbench
+
+    save(make_record("darts1", 0, metrics={"transfer": {"imagenet": imagenet(26.0, 8.0, "tiny")}}), tmp_path)
+    save(make_record("darts1", 1), tmp_path)
+    runs = nasbench.load_runs(tmp_path).sort_values("seed")
+    assert list(runs["transfer.imagenet.top1_err"].fillna(-1)) == [26.0, -1]
+    assert runs["transfer.imagenet.eval_preset"].iloc[0] == "tiny"
