@@ -197,6 +197,8 @@ class TextStream:
         self.data, self.bptt, self.seed, self.stream, self.split = data, bptt, seed, stream, split
         self.variable, self.windows, self.jitter = variable, windows, jitter if variable else None
         self.walks_text = variable and (whole_text or jitter is not None)
+        if follow is not None and not follow.walks_text:
+            raise ValueError("a stream can follow only one that walks the whole text (variable, whole_text)")
         self.follow = follow
         self.span = data.shape[0] - 1  # positions that have a next token
 
@@ -238,11 +240,11 @@ class TextStream:
 
     def epoch(self, epoch: int) -> Iterator[TextBatch]:
         if self.walks_text:
-            starts, plan = 0, self.plan(epoch)
-            for k, (drawn, length) in enumerate(plan):
+            pos = 0
+            for k, (drawn, length) in enumerate(self.plan(epoch)):
                 # the reference sets the lr from the drawn length, before a last window is cut short
-                yield self._window(starts, length, k, drawn / self.bptt)
-                starts += length
+                yield self._window(pos, length, k, drawn / self.bptt)
+                pos += length
             return
         if self.follow is not None:
             pos = 0
