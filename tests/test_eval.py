@@ -36,11 +36,13 @@ def test_eval_by_name_end_to_end(tmp_path, capsys):
     assert f"test_acc {m['test_acc']:.2f}" in capsys.readouterr().out
 
 
-def search_record(path, genotype_text):
+def search_record(path, genotype_text, searcher="darts1", space="cnn", **metrics):
+    """A completed search's record at ``path``, returning ``genotype_text``, with ``metrics`` already in it."""
     record = RunRecord(
-        searcher="darts1", space="cnn", seed=0, preset="tiny", config={}, provenance={}, data="", status="completed"
+        searcher=searcher, space=space, seed=0, preset="tiny", config={}, provenance={}, data="", status="completed"
     )
     record.genotype = genotype_text
+    record.metrics.update(metrics)
     record.save(path)
     return path
 

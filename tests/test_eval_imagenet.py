@@ -20,6 +20,7 @@ from nasbench.metrics.flops import count_mult_adds, params_m
 from nasbench.results import RunRecord
 from nasbench.spaces.cnn import PUBLISHED, CnnSpace
 from nasbench.spaces.cnn_network import ImageNetNetwork
+from tests.test_eval import search_record
 
 TINY = ["eval", "--preset", "tiny", "--device", "cpu", "--quiet", "--dataset", "imagenet"]
 
@@ -118,13 +119,8 @@ def image_folder(tmp_path_factory):
 
 
 def test_imagenet_eval_end_to_end_on_an_image_folder(image_folder, tmp_path, capsys):
-    search = RunRecord(
-        searcher="pcdarts", space="cnn", seed=0, preset="tiny", config={}, provenance={}, data="", status="completed"
-    )
-    search.genotype = CnnSpace().format_genotype(PUBLISHED["DARTS_V2"])
-    search.metrics["test_acc"] = 97.0
-    path = tmp_path / "search" / "record.json"
-    search.save(path)
+    genotype = CnnSpace().format_genotype(PUBLISHED["DARTS_V2"])
+    path = search_record(tmp_path / "search" / "record.json", genotype, "pcdarts", test_acc=97.0)
     out = tmp_path / "out"
     assert main([*TINY, "--record", str(path), "--data", str(image_folder), "--out", str(out)]) == 0
     (run_dir,) = list((out / "cnn").iterdir())

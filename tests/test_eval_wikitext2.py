@@ -12,6 +12,7 @@ from nasbench.metrics.flops import params_m
 from nasbench.results import RunRecord
 from nasbench.spaces.rnn import PUBLISHED, RnnSpace
 from nasbench.spaces.rnn_network import Regime, RnnNetwork
+from tests.test_eval import search_record
 
 TINY = ["eval", "--preset", "tiny", "--device", "cpu", "--quiet", "--dataset", "wikitext2"]
 
@@ -54,13 +55,8 @@ def test_wikitext2_files_load_with_their_names_and_as_renamed(wikitext_folder):
 
 
 def test_wikitext2_eval_end_to_end_adds_the_transfer_to_the_search_record(wikitext_folder, tmp_path, capsys):
-    search = RunRecord(
-        searcher="darts2", space="rnn", seed=0, preset="tiny", config={}, provenance={}, data="", status="completed"
-    )
-    search.genotype = RnnSpace().format_genotype(PUBLISHED["DARTS_V1"])
-    search.metrics["test_ppl"] = 60.0
-    path = tmp_path / "search" / "record.json"
-    search.save(path)
+    genotype = RnnSpace().format_genotype(PUBLISHED["DARTS_V1"])
+    path = search_record(tmp_path / "search" / "record.json", genotype, "darts2", "rnn", test_ppl=60.0)
     out = tmp_path / "out"
     assert main([*TINY, "--record", str(path), "--data", str(wikitext_folder), "--out", str(out)]) == 0
     (run_dir,) = list((out / "rnn").iterdir())
