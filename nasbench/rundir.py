@@ -346,7 +346,13 @@ def open_folder(path: Path, command: str, kind: str, resume: bool | str) -> Iter
             if resume == "auto":
                 resume = has_checkpoint
             if not resume and existing is not None and existing.epochs and existing.status != "completed":
-                raise UserError(f"{path} already holds a {kind} with {len(existing.epochs)} epoch(s); use --resume")
+                held = f"{path} already holds a {kind} with {len(existing.epochs)} epoch(s)"
+                if has_checkpoint:
+                    raise UserError(f"{held}; use --resume")
+                raise UserError(
+                    f"{held} and no checkpoint to continue it from (checkpoints stay out of version control); "
+                    "move the folder away to start it over"
+                )
             yield Opened(folder, existing, bool(resume))
         except BaseException:
             # only the holder cleans up, and while it holds the lock: another process's new folder is never removed

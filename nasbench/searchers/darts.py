@@ -51,9 +51,16 @@ class DartsConfig:
     pt_interval: int = 5  # DARTS-PT: tuning epochs between decisions (their scripts: 5)
     pt_lr: float = 0.0025  # DARTS-PT: the tuning's weight lr (0.025 / 10)
     pt_lr_min: float | None = None  # None: constant (their NAS-Bench-201 code); cosine to this otherwise
+    # one-level optimisation: alpha and the weights from one loss on the same weight-split batch, one backward
+    # pass, both stepped (SNAS' code; DARTS' one-level baseline, sec. 3.3); the architecture split is then
+    # used only to score the search
+    one_level: bool = False
+    arch_grad_clip: float = 0.0  # clip alpha's gradient to this norm before its step (SNAS' code: 10); 0: no clip
 
     bounds: ClassVar[dict[str, Bounds]] = {
-        **dict.fromkeys(("regularizer_weight", "perturb_eps_start", "perturb_eps_end", "aux_skip"), NON_NEGATIVE),
+        **dict.fromkeys(
+            ("regularizer_weight", "perturb_eps_start", "perturb_eps_end", "aux_skip", "arch_grad_clip"), NON_NEGATIVE
+        ),
         **dict.fromkeys(("perturb_steps", "pt_interval"), AT_LEAST_ONE),
         **dict.fromkeys(("l2_factor", "pt_lr"), POSITIVE),
         "pt_lr_min": NON_NEGATIVE,
@@ -67,6 +74,8 @@ class DartsConfig:
                 raise UserError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
         check_order(self, "perturb_eps_start", "perturb_eps_end", "eps rises from the first to the second")
         check_order(self, "pt_lr_min", "pt_lr", "the tuning anneals down to it")
+        if self.one_level and self.perturb != "none":
+            raise UserError(f"one_level with perturb={self.perturb}: the perturbation needs a weight step of its own")
 
 
 class DartsSearcher(Searcher):
@@ -105,6 +114,7 @@ class DartsSearcher(Searcher):
         )
         self.pt = PtSchedule(self, seed=cfg.seed) if self.projection is not None else None
         self.eps, self.regularizer_weight = c.perturb_eps_start, 0.0  # set per epoch by start_epoch
+        self.epoch = 0
 
     def weight_optimizer(self, lr: float) -> torch.optim.SGD:
         t = self.cfg.train
@@ -125,8 +135,16 @@ class DartsSearcher(Searcher):
     def w_lr(self) -> float:
         return float(self.w_opt.param_groups[0]["lr"])
 
+    def arch_steps(self, epoch: int) -> bool:
+        """Whether this epoch takes architecture steps (PC-DARTS: not during its warm-up)."""
+        return True
+
+    def uses_val_batches(self, epoch: int) -> bool:
+        return self.arch_steps(epoch) and not self.cfg.searcher_cfg.one_level
+
     def start_epoch(self, epoch: int) -> None:
         t, c = self.cfg.train, self.cfg.searcher_cfg
+        self.epoch = epoch
         if epoch >= t.epochs and self.pt is not None:  # DARTS-PT's projection after the search
             self.pt.start_epoch(epoch - t.epochs)
             return
@@ -144,6 +162,10 @@ class DartsSearcher(Searcher):
         alpha first) or, with ``train.weight_step_first``, the weights first (GDAS' and NAS-Bench-201's code)."""
         assert self.model is not None
         stats: dict[str, torch.Tensor] = {}
+        if self.cfg.searcher_cfg.one_level:
+            with batch_lr(self.w_opt, train):
+                self.one_level_step(train, stats)
+            return stats
         with batch_lr(self.w_opt, train):  # the whole step: second order's virtual step uses this lr too
             if self.cfg.train.weight_step_first:
                 self.weight_step(train, stats)
@@ -155,10 +177,34 @@ class DartsSearcher(Searcher):
                     stats["arch_penalty"] = penalty.detach()
                     for alpha, grad in zip(self.alphas, self.alpha_grads(penalty)):
                         alpha.grad = grad if alpha.grad is None else alpha.grad + grad
-                self.a_opt.step()
+                self.arch_step()
             if not self.cfg.train.weight_step_first:
                 self.weight_step(train, stats)
         return stats
+
+    def arch_step(self) -> None:
+        clip = self.cfg.searcher_cfg.arch_grad_clip
+        if clip > 0:
+            nn.utils.clip_grad_norm_(self.alphas, clip)
+        self.a_opt.step()
+
+    def one_level_step(self, train: Batch, stats: dict[str, torch.Tensor]) -> None:
+        """``one_level``: the training loss (and any penalty on alpha) differentiated once, for the weights and
+        alpha together; the weights' gradient clipped as in a weight step, then both stepped."""
+        assert self.model is not None
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        loss = self.model.loss(train)
+        stats["train_loss"] = stats["arch_loss"] = loss.detach()
+        arch = self.arch_steps(self.epoch)
+        penalty = self.arch_penalty() if arch else None
+        if penalty is not None:
+            stats["arch_penalty"] = penalty.detach()
+        (loss if penalty is None else loss + penalty).backward()
+        nn.utils.clip_grad_norm_(self.weights, self.cfg.train.grad_clip)
+        if arch:
+            self.arch_step()
+        self.w_opt.step()
 
     def weight_step(self, train: Batch, stats: dict[str, torch.Tensor]) -> None:
         assert self.model is not None

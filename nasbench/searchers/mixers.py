@@ -53,9 +53,15 @@ class EdgeNormalizedMixer(Mixer):
 class PathMixer(Mixer):
     """One genotype's single path: each of its edges computes its one op with weight 1 (``none``: nothing),
     every other edge nothing; the architecture parameters are not used. Random search with weight sharing
-    trains and scores the shared weights this way."""
+    trains and scores the shared weights this way.
 
-    def __init__(self, net: Supernet, genotype: Genotype) -> None:
+    ``every_op``: compute every op of every edge and weigh it 1 on the path, 0 elsewhere (Li & Talwalkar's
+    code on the DARTS space): the same output and gradients, but every batch norm sees the batch and, in
+    training, updates its running statistics."""
+
+    def __init__(self, net: Supernet, genotype: Genotype, every_op: bool = False) -> None:
+        self.every_op = every_op
+        self.one_hot: dict[str, torch.Tensor] = {}
         self.active: dict[str, list[tuple[int, ...]]] = {}
         for cell, spec in net.cell_specs.items():
             rows = {pair: r for r, pair in enumerate(spec.pairs)}
@@ -69,8 +75,15 @@ class PathMixer(Mixer):
             for e in edges:
                 active[rows[(e.src, e.dst)]] = (spec.ops.index(e.op),)
             self.active[cell] = active
+            if every_op:
+                one_hot = torch.zeros(spec.n_edges, len(spec.ops), device=next(net.parameters()).device)
+                for row, cols in enumerate(active):
+                    one_hot[row, list(cols)] = 1.0
+                self.one_hot[cell] = one_hot
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
+        if self.every_op:
+            return CellMix(self.one_hot[cell])
         return CellMix(None, active=self.active[cell])
 
 

@@ -97,5 +97,5 @@ class PcDarts(DartsSearcher):
     def partial_channels(self) -> int:
         return int(self.cfg.searcher_cfg.partial_channels)
 
-    def uses_val_batches(self, epoch: int) -> bool:
+    def arch_steps(self, epoch: int) -> bool:
         return epoch >= self.warmup(self.cfg)

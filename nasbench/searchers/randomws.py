@@ -7,8 +7,11 @@ along that genotype's single path (``mixers.PathMixer``: the other edges and ops
 includes ``none``, as their code draws from all ops (their appendix A.2: the zero op is included in
 search and evaluation); on PTB it does not, as theirs does not. Their code computes every op with 0/1
 weights, so the weights off the path get zero gradients, and with them weight decay and momentum; here
-they get the same zero gradients without being computed. (Their batch norms off the path also update
-their running statistics, which here stand still: the one difference, in ``docs/fidelity.md``.)
+they get the same zero gradients. Computing every op also lets each batch norm off the path update its
+running statistics, which the selection's scores (in eval mode) read: ``train_all_ops`` does as their
+code does, and is on on the DARTS CNN space. NAS-Bench-201's RSPS computes the sampled op alone, and the
+RNN cell's one batch norm is on every path (the two give the same result there), so elsewhere only the
+path is computed.
 
 Selection, in the last epoch's ``score()`` (so its cost is in the run's cost): draw ``candidates``
 genotypes, score each with the shared weights on the first ``candidate_batches`` batches of the
@@ -49,6 +52,10 @@ class RandomWsConfig:
     candidates: int = 1000  # released code: 1000 genotypes per selection round (Table 6: 1000-11000 in all)
     candidate_batches: int = 10  # released code: each candidate scored on 10 held-out minibatches
     finalists: int = 10  # released code: the best 10 re-scored on the whole held-out split
+    # train every op with 0/1 weights, so that every batch norm tracks its statistics (their DARTS-space
+    # code; on by default there, see preset_overrides); False: only the path is computed (NAS-Bench-201's
+    # RSPS), the same weights step for step, with the statistics off the path left where they were
+    train_all_ops: bool = False
 
     bounds: ClassVar[dict[str, Bounds]] = dict.fromkeys(("candidates", "candidate_batches", "finalists"), AT_LEAST_ONE)
 
@@ -64,6 +71,13 @@ class RandomWeightSharing(Searcher):
 
     @classmethod
     def preset_overrides(cls, space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
+        overrides = cls.preset_sizes(space, preset)
+        if space.family == "darts-cifar10":  # every preset: their code computes every op there
+            overrides["searcher"] = {**overrides.get("searcher", {}), "train_all_ops": True}
+        return overrides
+
+    @staticmethod
+    def preset_sizes(space: SearchSpace, preset: str) -> dict[str, dict[str, Any]]:
         if preset == "tiny":
             return {"searcher": {"candidates": 4, "candidate_batches": 1, "finalists": 2}}
         if preset == "small":
@@ -104,7 +118,8 @@ class RandomWeightSharing(Searcher):
 
     def step(self, train: Batch, val: Batch | None) -> dict[str, torch.Tensor]:
         genotype = self.sampler.sample()
-        with batch_lr(self.w_opt, train), self.supernet.mixed_by(PathMixer(self.supernet, genotype)):
+        mixer = PathMixer(self.supernet, genotype, every_op=self.cfg.searcher_cfg.train_all_ops)
+        with batch_lr(self.w_opt, train), self.supernet.mixed_by(mixer):
             self.w_opt.zero_grad(set_to_none=False)
             loss = self.supernet.loss(train)
             loss.backward()

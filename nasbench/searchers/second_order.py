@@ -54,6 +54,8 @@ class SecondOrderConfig(DartsConfig):
 
     def check(self) -> None:
         super().check()
+        if self.one_level:
+            raise UserError("one_level takes no second-order architecture gradient: use it with darts1 (first order)")
         if self.virtual_clip is not None and self.virtual_clip not in VIRTUAL_CLIPS:
             raise UserError(f"virtual_clip={self.virtual_clip!r}: use one of {', '.join(VIRTUAL_CLIPS)}")
         if self.hvp not in HVPS:

@@ -180,9 +180,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=len(todo), desc="cells", disable=not show_progress(args))
     started, finished = time.perf_counter(), [0]
+    errors: list[Outcome] = []  # cells that could not run at all (their folders say why not, or nothing)
 
     def on_done(outcome: Outcome) -> None:
         finished[0] += 1
+        if outcome.state == "error":
+            errors.append(outcome)
         states[outcome.cell] = cell_state(root, outcome.cell) if outcome.state != "error" else "failed"
         (tqdm.write if not bar.disable else print)(f"[{finished[0]}/{len(todo)}] {describe(outcome)}")
         bar.update(1)
@@ -202,13 +205,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     left = sum(n for state, n in counts.items() if state not in ("completed", "failed"))
     print(
         f"cells: {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed, {left} left "
-        f"({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}); {time.perf_counter() - started:.0f} s; "
-        f"manifest: {root / MANIFEST}"
+        f"({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))})"
+        + (f", {len(errors)} could not run (see their lines above)" if errors else "")
+        + f"; {time.perf_counter() - started:.0f} s; manifest: {root / MANIFEST}"
     )
     if interrupted:
         print("interrupted: run the same command again to resume the unfinished cells", file=sys.stderr)
         return 130
-    return 0 if not counts.get("failed") else 1
+    return 0 if not counts.get("failed") and not errors else 1
 
 
 def print_table(root: Path, cells: list[Cell]) -> None:

@@ -120,8 +120,10 @@ def test_on_cifar10_the_draws_include_none_as_their_code_does():
     assert "none" not in {e.op for _ in range(200) for _, edges in rnn.sampler.sample().cells for e in edges}
 
 
-def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
-    cfg, space, data = build()
+@pytest.mark.parametrize("all_ops", [False, True])
+def test_one_step_trains_exactly_the_sampled_path(monkeypatch, all_ops):
+    # all_ops: every op computed with 0/1 weights (their code): the same step, but every batch norm tracks
+    cfg, space, data = build(train_all_ops=str(all_ops).lower())
     s = RandomWeightSharing(space, cfg, data, CPU)
     monkeypatch.setattr(s.sampler, "sample", lambda: PATH)
     before = copy.deepcopy(s.supernet.state_dict())
@@ -142,11 +144,11 @@ def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
                         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
                         assert any(not torch.equal(before[k], after[k]) for k in keys)
                         checked_on += 1
-                else:  # off the path: a zero gradient, so SGD applies only the weight decay; BN statistics stand
+                else:  # off the path: a zero gradient, so SGD applies only the weight decay
                     assert all(p.grad is not None and not p.grad.any() for p in params)
                     for k in keys:
-                        if "running" in k:
-                            assert torch.equal(before[k], after[k])
+                        if "running" in k:  # BN statistics stand, unless every op saw the batch
+                            assert torch.equal(before[k], after[k]) != all_ops, k
                         else:  # first step, empty momentum buffer: w - lr * wd * w
                             decayed = before[k] - cfg.train.w_lr * (cfg.train.w_weight_decay * before[k])
                             assert torch.allclose(after[k], decayed, rtol=0, atol=1e-7), k
@@ -155,10 +157,40 @@ def test_one_step_trains_exactly_the_sampled_path(monkeypatch):
             for name in pools.ops:
                 keys = [k for k in after if k.startswith(f"cells.{c}.pools.{src}.ops.{name}.") and "running" in k]
                 moved = any(not torch.equal(before[k], after[k]) for k in keys)
-                assert moved == ((c, "from", src, name) in path_ops(s.supernet))
+                assert moved == (all_ops or (c, "from", src, name) in path_ops(s.supernet))
     assert checked_on == 1 * 2 + 2 * 3  # path ops with weights: 2 in the normal cell, 3 in each of 2 reduce cells
     assert checked_off > 100
     assert all(a.grad is None for a in s.supernet.arch_parameters())
+
+
+@pytest.mark.parametrize("space_name", ["cnn", "nb201", "rnn"])
+def test_training_every_op_moves_the_weights_exactly_as_the_path_alone(space_name):
+    nets = []
+    for all_ops in ("false", "true"):
+        cfg = tiny_config("randomws", space_name, train_all_ops=all_ops)
+        seed_all(0)
+        space = SPACES.get(space_name)()
+        data = space.load_data(None, cfg, CPU, 0)
+        s = RandomWeightSharing(space, cfg, data, CPU)
+        s.start_epoch(0)
+        for batch in islice(data.train.epoch(0), 3):
+            s.step(batch, None)
+        nets.append(s.supernet)
+    path, every = (dict(net.named_parameters()) for net in nets)
+    # equal up to rounding (the sums run in another order): 1e-6 after 3 steps here, 1e-5 in the RNN
+    assert all(torch.allclose(path[k], every[k], rtol=0, atol=1e-5) for k in path)
+    stats = [{k: b for k, b in net.named_buffers() if "running_mean" in k} for net in nets]
+    if space_name == "rnn":  # the cell's one batch norm is on every path: training every op changes nothing
+        assert all(torch.allclose(stats[0][k], stats[1][k], rtol=0, atol=1e-5) for k in stats[0])
+        return
+    assert sum(not torch.equal(stats[0][k], stats[1][k]) for k in stats[0]) > len(stats[0]) / 2
+
+
+def test_every_op_is_trained_by_default_only_where_their_code_does():
+    assert tiny_config("randomws", "cnn").searcher_cfg.train_all_ops
+    assert not tiny_config("randomws", "nb201").searcher_cfg.train_all_ops  # NAS-Bench-201's RSPS: the path
+    assert not tiny_config("randomws", "rnn").searcher_cfg.train_all_ops  # the same result there
+    assert not tiny_config("randomws", "cnn", train_all_ops="false").searcher_cfg.train_all_ops
 
 
 def test_selection_screens_then_rescores_and_returns_the_best(monkeypatch):

@@ -137,3 +137,19 @@ def test_default_workers_and_threads_never_oversubscribe(monkeypatch):
     assert workers_and_threads(args, todo=20, gpus=["0", "1"]) == (2, 4)  # one worker per GPU
     with pytest.raises(Exception, match="--workers 0"):
         workers_and_threads(Namespace(workers=0, threads=None, launcher="local"), 5, [])
+
+
+def test_a_cell_whose_checkpoint_is_gone_is_named_with_what_to_do(tmp_path, capsys):
+    # as after cloning a study's committed records: a record of an unfinished run, its checkpoint not committed
+    args = [*TINY, "--searchers", "random", "--seeds", "0", "--epochs", "2", "--out", str(tmp_path)]
+    assert main(args) == 0
+    (path,) = tmp_path.rglob("record.json")
+    raw = json.loads(path.read_text())
+    raw["status"], raw["epochs"] = "interrupted", raw["epochs"][:1]
+    path.write_text(json.dumps(raw))
+    (path.parent / "checkpoint.pt").unlink(missing_ok=True)
+    assert main(args) == 1  # the cell could not run: the sweep's exit status says so
+    out = capsys.readouterr().out
+    assert "1 could not run" in out
+    assert "holds a search with 1 epoch(s) and no checkpoint" in out and "move the folder away" in out
+    assert "use --resume" not in out  # a flag of `run`, which would not help here
