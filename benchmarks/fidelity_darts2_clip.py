@@ -14,23 +14,15 @@ from itertools import islice
 
 import torch
 
-from nasbench.config import resolve_config
-from nasbench.provenance import seed_all
-from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.hypergradient import global_norm
 from nasbench.searchers.second_order import VIRTUAL_CLIPS
-
-CPU = torch.device("cpu")
+from nasbench.testing import build
 
 
 def main(space_name: str, preset: str, warm: int) -> None:
     torch.set_num_threads(1)
-    space = SPACES.get(space_name)()
-    cfg = resolve_config(SEARCHERS.get("darts2"), space, searcher="darts2", preset=preset, seed=0, device="cpu",
-                         data=None, train_flags={}, set_pairs={})  # fmt: skip
-    seed_all(0)
-    data = space.load_data(None, cfg, CPU, 0)
-    s = SEARCHERS.get("darts2")(space, cfg, data, CPU)
+    _, data, s = build("darts2", space_name, preset=preset)
+    cfg = s.cfg
     s.start_epoch(0)
     pairs = zip(data.train.epoch(0), data.val.epoch(0))
     for train, val in islice(pairs, warm):

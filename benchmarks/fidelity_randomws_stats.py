@@ -22,22 +22,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from nasbench.config import resolve_config
-from nasbench.provenance import seed_all
-from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.random import GenotypeSampler
-
-CPU = torch.device("cpu")
-
-
-def build(space_name: str, preset: str, all_ops: bool):  # noqa: ANN201
-    space = SPACES.get(space_name)()
-    cfg = resolve_config(SEARCHERS.get("randomws"), space, searcher="randomws", preset=preset, seed=0,
-                         device="cpu", data=None, train_flags={},
-                         set_pairs={"train_all_ops": all_ops})  # fmt: skip
-    seed_all(0)
-    data = space.load_data(None, cfg, CPU, 0)
-    return space, cfg, data, SEARCHERS.get("randomws")(space, cfg, data, CPU)
+from nasbench.testing import build
 
 
 def follow_weights(follower, leader) -> None:  # noqa: ANN001
@@ -50,28 +36,30 @@ def follow_weights(follower, leader) -> None:  # noqa: ANN001
 
 def main(space_name: str, preset: str, steps: int, candidates: int) -> None:
     torch.set_num_threads(1)
-    runs = {all_ops: build(space_name, preset, all_ops) for all_ops in (False, True)}
-    space, cfg, data, _ = runs[False]
+    built = {all_ops: build("randomws", space_name, preset=preset, train_all_ops=all_ops) for all_ops in (False, True)}
+    runs = {all_ops: searcher for all_ops, (_, _, searcher) in built.items()}
+    space, data, path_only = built[False]
+    cfg = path_only.cfg
     seconds: dict[bool, list[float]] = {False: [], True: []}
     per_epoch = cfg.train.steps_per_epoch or len(data.train)
     done, epoch = 0, 0
     while done < steps:
-        for _, _, _, searcher in runs.values():
+        for searcher in runs.values():
             searcher.start_epoch(epoch)
         for batch in islice(data.train.epoch(epoch), min(per_epoch, steps - done)):
             for all_ops in (True, False):  # interleaved, same batch and path
                 start = time.perf_counter()
-                runs[all_ops][3].step(batch, None)
+                runs[all_ops].step(batch, None)
                 seconds[all_ops].append(time.perf_counter() - start)
-            follow_weights(runs[False][3], runs[True][3])
+            follow_weights(runs[False], runs[True])
             done += 1
         epoch += 1
 
-    sampler = GenotypeSampler(space, cfg.space_cfg, 1, runs[False][3].sampler.ops)
+    sampler = GenotypeSampler(space, cfg.space_cfg, 1, path_only.sampler.ops)
     genotypes = [sampler.sample() for _ in range(candidates)]
     batches = list(islice(data.score.epoch(0), cfg.searcher_cfg.candidate_batches))
     scores = {
-        all_ops: np.array([r[3].shared_score(g, batches)["val_acc"] for g in genotypes]) for all_ops, r in runs.items()
+        all_ops: np.array([s.shared_score(g, batches)["val_acc"] for g in genotypes]) for all_ops, s in runs.items()
     }
     rho = spearmanr(scores[False], scores[True]).statistic
     best = {all_ops: int(np.argmax(s)) for all_ops, s in scores.items()}

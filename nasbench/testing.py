@@ -32,13 +32,13 @@ from nasbench.registry import SEARCHERS, SPACES
 CPU = torch.device("cpu")
 
 
-def tiny_config(searcher: str, space: str, seed: int = 0, **settings: Any) -> RunConfig:
-    """The ``tiny`` preset of a space for a searcher, with optional settings."""
+def preset_config(searcher: str, space: str, preset: str, seed: int = 0, **settings: Any) -> RunConfig:
+    """A preset of a space for a searcher on the CPU and the built-in data, with optional settings."""
     return resolve_config(
         SEARCHERS.get(searcher),
         SPACES.get(space)(),
         searcher=searcher,
-        preset="tiny",
+        preset=preset,
         seed=seed,
         device="cpu",
         data=None,
@@ -47,9 +47,14 @@ def tiny_config(searcher: str, space: str, seed: int = 0, **settings: Any) -> Ru
     )
 
 
-def build(searcher: str, space_name: str, seed: int = 0, **settings: Any) -> tuple[Any, Any, Any]:
-    """(space, data, searcher) of a pair at the tiny preset, seeded."""
-    cfg = tiny_config(searcher, space_name, seed=seed, **settings)
+def tiny_config(searcher: str, space: str, seed: int = 0, **settings: Any) -> RunConfig:
+    """The ``tiny`` preset of a space for a searcher, with optional settings."""
+    return preset_config(searcher, space, "tiny", seed, **settings)
+
+
+def build(searcher: str, space_name: str, seed: int = 0, preset: str = "tiny", **settings: Any) -> tuple[Any, Any, Any]:
+    """(space, data, searcher) of a pair at ``preset`` (the tiny one unless named), seeded, on the CPU."""
+    cfg = preset_config(searcher, space_name, preset, seed, **settings)
     seed_all(seed)
     space = SPACES.get(space_name)()
     data = space.load_data(None, cfg, CPU, seed)
