@@ -99,12 +99,12 @@ class DartsSearcher(Searcher):
         self.mixer = self.make_mixer()  # the method's relaxation; the supernet's mixer adds the pieces around it
         mixer: Mixer = self.mixer
         if c.aux_skip > 0:
-            self.aux_skip = AuxSkipMixer(mixer, space.skip_ops, c.aux_skip)
+            self.aux_skip = AuxSkipMixer(mixer, c.aux_skip)
             mixer = self.aux_skip
         self.projection = Projection() if c.derive == "pt" else None
         if self.projection is not None:
             mixer = ProjectedMixer(mixer, self.projection)
-        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=mixer)
+        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=mixer, aux_skip=c.aux_skip > 0)
         self.model = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.model.weight_parameters()
         self.alphas = self.model.arch_parameters()

@@ -7,6 +7,7 @@ space. DARTS' softmax relaxation is the base ``Mixer`` (``nasbench.spaces.mixing
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import groupby
 
 import torch
@@ -191,34 +192,23 @@ class SigmoidMixer(Mixer):
 
 class AuxSkipMixer(Mixer):
     """DARTS- (Chu et al., ICLR 2021): ``base``'s mix with an auxiliary skip connection of weight ``beta`` on
-    every edge, outside the architecture parameters and left out of the derivation. It is added to the weight
-    of the space's skip op (on the DARTS space's stride-2 edges their code gives the auxiliary skip its own
-    FactorizedReduce; here it shares the skip op's, ``docs/fidelity.md``)."""
+    every edge, outside the architecture parameters and left out of the derivation (``CellMix.aux_skip``; the
+    supernet is built with ``SupernetOptions(aux_skip=True)``, so that strided edges have their own)."""
 
-    def __init__(self, base: Mixer, skip_ops: Sequence[str], beta: float) -> None:
-        self.base, self.skip_ops, self.beta = base, tuple(skip_ops), beta
+    def __init__(self, base: Mixer, beta: float) -> None:
+        self.base, self.beta = base, beta
 
     def cell_parameters(self, cell: str, spec: CellSpec, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.base.cell_parameters(cell, spec, alpha)
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
-        return self.with_skip(self.base(net, cell), net, cell)
+        return replace(self.base(net, cell), aux_skip=self.beta)
 
     def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
         return self.base.strengths(net)
 
     def expected(self, net: Supernet, cell: str) -> CellMix:
-        return self.with_skip(self.base.expected(net, cell), net, cell)
-
-    def with_skip(self, mix: CellMix, net: Supernet, cell: str) -> CellMix:
-        spec = net.cell_specs[cell]
-        columns = [spec.ops.index(op) for op in self.skip_ops if op in spec.ops]
-        if not columns or self.beta == 0 or mix.weights is None:
-            return mix
-        aux = torch.zeros(len(spec.ops), device=mix.weights.device, dtype=mix.weights.dtype)
-        aux[columns[0]] = self.beta
-        active = None if mix.active is None else [tuple(sorted({*a, columns[0]})) for a in mix.active]
-        return CellMix(mix.weights + aux, active, mix.edge_scale, mix.bias)
+        return replace(self.base.expected(net, cell), aux_skip=self.beta)
 
 
 class ExpectedMixer(Mixer):
@@ -241,4 +231,4 @@ class ReweightedMixer(Mixer):
 
     def __call__(self, net: Supernet, cell: str) -> CellMix:
         mix = self.base(net, cell)
-        return CellMix(self.weights[cell], mix.active, mix.edge_scale, mix.bias)
+        return replace(mix, weights=self.weights[cell])

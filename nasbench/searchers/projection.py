@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
@@ -67,7 +67,7 @@ class Projection:
         for row in removed:
             weights[row] = 0.0
             active[row] = ()
-        return CellMix(weights, active, mix.edge_scale, mix.bias)
+        return replace(mix, weights=weights, active=active)
 
     def strengths(self, strengths: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The strengths a genotype is derived from: decided rows one-hot, removed rows zero."""
@@ -114,7 +114,7 @@ class ProjectedMixer(Mixer):
             weights[row], active[row] = 0.0, ()
         else:
             weights[row, col] = 0.0
-        return CellMix(weights, active, mix.edge_scale, mix.bias)
+        return replace(mix, weights=weights, active=active)
 
     def strengths(self, net: Supernet) -> dict[str, torch.Tensor]:
         return self.projection.strengths(self.base.strengths(net))

@@ -153,6 +153,9 @@ class SupernetOptions:
 
     partial_channels: int = 1  # PC-DARTS: 1/K of the channels (or hidden units) go through the mixed ops
     mixer: Mixer = field(default_factory=Mixer)  # how alpha becomes each edge's mixing (default: DARTS' softmax)
+    # DARTS-: every edge also carries a skip connection outside its ops (``CellMix.aux_skip`` weighs it); a
+    # space builds the modules it needs for that (on the DARTS space's strided edges, a reduction of its own)
+    aux_skip: bool = False
 
 
 class SearchSpace(ABC):

@@ -80,7 +80,7 @@ class CnnSupernet(ImageClassifier, Supernet):
             if reduction:
                 c *= 2
             spec = specs["reduce" if reduction else "normal"]
-            cells.append(SearchCell(cfg.nodes, c_pp, c_p, c, reduction, reduction_prev, k, spec))
+            cells.append(SearchCell(cfg.nodes, c_pp, c_p, c, reduction, reduction_prev, k, spec, options.aux_skip))
             c_pp, c_p, reduction_prev = c_p, cfg.nodes * c, reduction
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(c_p, num_classes)

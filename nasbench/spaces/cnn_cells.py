@@ -65,15 +65,28 @@ class MixedOp(nn.Module):
 
     In a supernet built with partial channels (PC-DARTS, sec. 3.2) only the first C/K channels go through
     the ops; the rest bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
+    With ``aux_skip`` the edge also adds ``CellMix.aux_skip`` times a skip of the mixed channels outside its
+    ops: the identity, or on a stride-2 edge a FactorizedReduce of its own (DARTS-' ``model_search.py``, which
+    builds it before the ops).
     """
 
     def __init__(
-        self, channels: int, stride: int, partial: int, ops: Sequence[str] = CNN_OP_NAMES, allowed: Sequence[str] = ()
+        self,
+        channels: int,
+        stride: int,
+        partial: int,
+        ops: Sequence[str] = CNN_OP_NAMES,
+        allowed: Sequence[str] = (),
+        aux_skip: bool = False,
     ) -> None:
         # ops: the cell's op columns; allowed: the ops this edge mixes (empty: all of them)
         super().__init__()
         self.stride, self.op_columns = stride, tuple(ops)
         self.channels = PartialChannels(channels, partial)
+        self.aux_reduce = (
+            FactorizedReduce(self.channels.mixed, self.channels.mixed, False) if aux_skip and stride == 2 else None
+        )
+        self.has_aux_skip = aux_skip
         mixed = [op for op in ops if not allowed or op in allowed]
         self.names = [op for op in mixed if op != "none" and op not in POOLS]
         self.pool_names = [op for op in POOLS if op in mixed]
@@ -94,12 +107,14 @@ class MixedOp(nn.Module):
         weights: torch.Tensor | None,
         active: Sequence[int] | None,
         edge_scale: torch.Tensor | None,
+        aux_skip: float = 0.0,
     ) -> torch.Tensor | None:
         # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output (the pools ``active`` needs);
         # weights: [n_ops] over all ops, or None (weight 1); active: op columns to compute, None: all;
         # edge_scale: a 0-dim factor on the edge's output, or None. The factor scales the op weights and the
         # bypassed channels rather than the edge's output: the same value, without keeping that output (a
-        # full-width tensor per edge) for the backward. None when no op of the edge is computed.
+        # full-width tensor per edge) for the backward. aux_skip: the auxiliary skip's weight (0: none).
+        # None when nothing of the edge is computed.
         part, part_relu = self.channels.part(x), self.channels.part(x_relu)
         if weights is not None and edge_scale is not None:
             weights = weights * edge_scale
@@ -116,6 +131,14 @@ class MixedOp(nn.Module):
             for i, name in enumerate(self.pool_names)
             if wanted is None or self.op_columns.index(name) in wanted
         ]
+        if aux_skip:
+            if not self.has_aux_skip:
+                raise ValueError(
+                    "a mix with an auxiliary skip needs a supernet built with SupernetOptions(aux_skip=True)"
+                )
+            skip = part if self.aux_reduce is None else self.aux_reduce(part_relu)
+            scale = aux_skip if weights is None or edge_scale is None else aux_skip * edge_scale
+            terms.append(scale * skip)
         if not terms:
             return None
         out = cast(torch.Tensor, sum(terms))
@@ -157,8 +180,10 @@ class SearchCell(nn.Module):
         reduction_prev: bool,
         partial: int,
         spec: CellSpec | None = None,
+        aux_skip: bool = False,
     ) -> None:
-        # spec: the cell type's op columns and allowed ops per edge (default: DARTS' eight everywhere)
+        # spec: the cell type's op columns and allowed ops per edge (default: DARTS' eight everywhere);
+        # aux_skip: whether edges carry DARTS-' auxiliary skip (``MixedOp``)
         super().__init__()
         self.nodes, self.reduction = nodes, reduction
         self.mixed_channels = c // partial
@@ -168,7 +193,7 @@ class SearchCell(nn.Module):
         ops = spec.ops if spec is not None else CNN_OP_NAMES
         allowed = [[ops[k] for k in cols] for cols in spec.allowed] if spec is not None and spec.allowed else None
         self.edges = nn.ModuleList(
-            MixedOp(c, self._stride(src), partial, ops, allowed[row] if allowed else ())
+            MixedOp(c, self._stride(src), partial, ops, allowed[row] if allowed else (), aux_skip)
             for row, (src, _) in enumerate(self.pairs)
         )
         # one per node with outgoing edges: the inputs and every intermediate node but the last
@@ -190,7 +215,7 @@ class SearchCell(nn.Module):
             for src in range(dst):
                 weights, active = mix.row(row)
                 scale = None if mix.edge_scale is None else mix.edge_scale[row]
-                y = self.edges[row](states[src], relus[src], pooled[src], weights, active, scale)
+                y = self.edges[row](states[src], relus[src], pooled[src], weights, active, scale, mix.aux_skip)
                 if y is not None:
                     terms.append(y)
                 row += 1

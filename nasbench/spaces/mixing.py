@@ -15,7 +15,7 @@ The mixers themselves (everything specific to a method) live in ``nasbench.searc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -50,16 +50,32 @@ class CellMix:
     and no architecture parameter involved. ``active``: per edge, the op columns to compute (others add
     nothing); None: every op. ``none`` is never computed (it adds zeros). ``edge_scale`` [n_edges]: a factor
     on each edge's whole output. ``bias`` [n_edges]: a scalar added to each edge's output, computed or not
-    (GDAS adds the weights of its unsampled ops this way: zero in value, but they carry the gradient)."""
+    (GDAS adds the weights of its unsampled ops this way: zero in value, but they carry the gradient).
+    ``aux_skip``: the weight of an auxiliary skip connection on every edge, outside the ops and the
+    architecture parameters (DARTS-): the identity, or on a strided edge a reduction of its own, which a
+    supernet builds when asked to (``SupernetOptions.aux_skip``); 0: none."""
 
     weights: torch.Tensor | None
     active: Sequence[Sequence[int]] | None = None
     edge_scale: torch.Tensor | None = None
     bias: torch.Tensor | None = None
+    aux_skip: float = 0.0
 
     def row(self, r: int) -> tuple[torch.Tensor | None, Sequence[int] | None]:
         """Edge ``r``'s weights [n_ops] (or None) and active columns (or None)."""
         return (None if self.weights is None else self.weights[r]), (None if self.active is None else self.active[r])
+
+    def aux_skip_folded(self, column: int) -> CellMix:
+        """This mix with ``aux_skip`` added to the weight of op ``column``, computed on every edge: the
+        auxiliary skip of a space whose op ``column`` is the identity on every edge, with no weights."""
+        if not self.aux_skip:
+            return self
+        if self.weights is None:
+            raise ValueError("an auxiliary skip needs op weights; this mix has none (a single path)")
+        weights = self.weights.clone()
+        weights[:, column] += self.aux_skip
+        active = None if self.active is None else [tuple(sorted({*a, column})) for a in self.active]
+        return replace(self, weights=weights, active=active, aux_skip=0.0)
 
 
 class Mixer:

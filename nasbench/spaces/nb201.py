@@ -104,6 +104,7 @@ class SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, mix: CellMix) -> torch.Tensor:
         # x: [B, C, H, W] -> [B, C, H, W]; mix: the CellMix of the 6 edges
+        mix = mix.aux_skip_folded(NB201_OPS.index("skip_connect"))  # the identity on every edge of a cell
         states = [x]
         row = 0
         for dst in range(N_INPUTS, N_NODES):

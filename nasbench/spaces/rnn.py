@@ -100,7 +100,7 @@ class SearchCell(RecurrentCell):
         """The window's ``CellMix`` -> what ``nodes`` uses. When every op is computed with weights (the
         mixture), per-edge factors batched over each node's sources, once per window: activation weights
         [4, 36, 1, 1], their total [36, 1, 1], edge factors [36, 1, 1] or None. Otherwise the mix itself."""
-        (mix,) = mixing
+        mix = mixing[0].aux_skip_folded(RNN_OP_NAMES.index("identity"))  # a highway with no weights of its own
         if mix.active is not None or mix.weights is None:
             return None, None, None, mix
         w_act = mix.weights[:, self.act_columns]

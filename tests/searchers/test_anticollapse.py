@@ -16,7 +16,7 @@ from nasbench.searchers.perturbation import adversarial_perturbation, clip_to_si
 from nasbench.searchers.projection import Projection, decide, decision_rounds, threshold_genotype
 from nasbench.searchers.regularizers import beta_continuous, regularizer_weight, zero_one
 from nasbench.spaces.base import Supernet
-from nasbench.spaces.mixing import CellSpec, Mixer
+from nasbench.spaces.mixing import CellMix, CellSpec, Mixer
 from nasbench.testing import build, steps
 from tests.conftest import tiny_config
 
@@ -69,21 +69,51 @@ def test_the_adversarial_perturbation_raises_the_loss_or_is_dropped():
     assert float(-loss_at(worse)) >= float(-loss_at(at_peak))
 
 
-def test_the_auxiliary_skip_adds_to_the_skip_weight_and_stays_out_of_the_derivation():
+def test_the_auxiliary_skip_sits_beside_the_op_weights_and_stays_out_of_the_derivation():
     net = ToySupernet()
-    mixer = AuxSkipMixer(Mixer(), ("skip",), beta=0.4)
+    mixer = AuxSkipMixer(Mixer(), beta=0.4)
     mix = mixer(net, "cell")
     plain = torch.softmax(net.alpha("cell"), -1)
+    assert mix.aux_skip == 0.4 and torch.equal(mix.weights, plain)
     skip = net.cell_specs["cell"].ops.index("skip")
-    assert torch.allclose(mix.weights[:, skip], plain[:, skip] + 0.4)
+    folded = mix.aux_skip_folded(skip)  # what a space whose skip op is the identity does with it
+    assert torch.allclose(folded.weights[:, skip], plain[:, skip] + 0.4) and folded.aux_skip == 0
     others = [c for c in range(3) if c != skip]
-    assert torch.allclose(mix.weights[:, others], plain[:, others])
+    assert torch.equal(folded.weights[:, others], plain[:, others])
     assert torch.allclose(mixer.strengths(net)["cell"], plain.detach())
     _, _, s = build("darts-minus", "nb201")
     s.start_epoch(0)
     assert s.aux_skip.beta == 1.0
     s.start_epoch(s.cfg.train.epochs - 1)
     assert s.aux_skip.beta == pytest.approx(1.0 / s.cfg.train.epochs)  # linear towards 0 (DARTS-' 1 -> 0.02)
+
+
+class RaisedSkip(Mixer):
+    """DARTS' softmax with ``beta`` added to op ``column``'s weight: the auxiliary skip where that op is the
+    identity (how the suite computed DARTS-' skip before spaces took ``CellMix.aux_skip``)."""
+
+    def __init__(self, column, beta):
+        self.column, self.beta = column, beta
+
+    def __call__(self, net, cell):
+        weights = torch.softmax(net.alpha(cell), -1).clone()
+        weights[:, self.column] += self.beta
+        return CellMix(weights)
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "rnn"])
+def test_the_auxiliary_skip_of_a_space_whose_skip_is_the_identity_raises_that_op(space_name):
+    space, data, s = build("darts-minus", space_name)
+    net, batch = s.model, next(iter(data.train.epoch(0)))
+    net.eval()
+    with torch.no_grad(), net.frozen_state():
+        aux = net.loss(batch)
+    net.mixer = RaisedSkip(space.ops.index(space.skip_ops[0]), s.aux_skip.beta)
+    with torch.no_grad(), net.frozen_state():
+        raised = net.loss(batch)
+        net.mixer = Mixer()
+        plain = net.loss(batch)
+    assert torch.allclose(aux, raised, rtol=1e-6) and not torch.allclose(aux, plain)
 
 
 def test_fairdarts_sigmoid_weights_and_threshold_derivation():

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import edge_index
-from nasbench.searchers.mixers import EdgeNormalizedMixer, grouped_softmax
+from nasbench.searchers.mixers import AuxSkipMixer, EdgeNormalizedMixer, grouped_softmax
 from nasbench.spaces.base import SupernetOptions
 from nasbench.spaces.cnn import PUBLISHED, CnnConfig, CnnSpace, CnnSupernet
-from nasbench.spaces.cnn_cells import POOLS, MixedOp, SearchCell, scaled_batch_norm
+from nasbench.spaces.cnn_cells import POOLS, MixedOp, SearchCell, SharedPools, scaled_batch_norm
 from nasbench.spaces.cnn_network import CnnNetwork
-from nasbench.spaces.mixing import CellMix, channel_shuffle
+from nasbench.spaces.mixing import CellMix, Mixer, channel_shuffle
 from nasbench.spaces.ops import CNN_OP_NAMES
 
 
@@ -210,3 +210,54 @@ def test_edge_weight_inside_the_edge_equals_scaling_its_output():
     grads = torch.autograd.grad((out * probe).sum(), (weights, beta), retain_graph=True)
     wants = torch.autograd.grad((expected * probe).sum(), (weights, beta))
     assert all(torch.allclose(g, w, atol=1e-5) and g.abs().max() > 0 for g, w in zip(grads, wants))
+
+
+def test_the_auxiliary_skip_is_the_identity_or_a_reduction_of_its_own():
+    """DARTS-' auxiliary skip: beta * x on a stride-1 edge; on a stride-2 edge beta times a FactorizedReduce
+    that is not the skip op's, recomputed here from its convolutions and a batch norm by hand."""
+    torch.manual_seed(0)
+    edges = {s: MixedOp(4, s, 1, aux_skip=True) for s in (1, 2)}
+    x = torch.randn(2, 4, 8, 8)
+    w = torch.softmax(torch.randn(len(CNN_OP_NAMES)), -1)
+    for stride, edge in edges.items():
+        pooled = SharedPools(4, stride)(x)
+        plain = edge(x, x.relu(), pooled, w, None, None)
+        with_aux = edge(x, x.relu(), pooled, w, None, None, aux_skip=0.3)
+        if stride == 1:
+            expected = 0.3 * x
+        else:
+            r = edge.aux_reduce
+            y = torch.cat(
+                [
+                    F.conv2d(x.relu(), r.conv_a.weight, stride=2),
+                    F.conv2d(x.relu()[:, :, 1:, 1:], r.conv_b.weight, stride=2),
+                ],
+                1,
+            )
+            mean, var = y.mean((0, 2, 3), keepdim=True), y.var((0, 2, 3), unbiased=False, keepdim=True)
+            expected = 0.3 * (y - mean) / torch.sqrt(var + 1e-5)
+            assert r is not edge.ops[edge.names.index("skip_connect")]
+        assert torch.allclose(with_aux - plain, expected, atol=1e-6)
+    net = small_supernet(aux_skip=True, mixer=AuxSkipMixer(Mixer(), 0.5))
+    extra = {n for n, _ in net.named_parameters()} - {n for n, _ in small_supernet().named_parameters()}
+    strided = sum(c.reduction for c in net.cells) * 2 * 2  # per reduction cell: 2 nodes x 2 input edges
+    assert len(extra) == 2 * strided and all(".aux_reduce.conv_" in n for n in extra)
+    net.loss((torch.randn(2, 3, 32, 32), torch.tensor([1, 2]))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters() if n in extra)
+
+
+def test_the_auxiliary_skip_exists_where_the_op_set_has_no_skip():
+    torch.manual_seed(0)
+    cfg = CnnConfig(channels=4, layers=3, nodes=2, op_set="s4")  # noise against sep_conv_3x3: no skip op
+    net = CnnSupernet(cfg, 10, SupernetOptions(aux_skip=True, mixer=AuxSkipMixer(Mixer(), 0.0)))
+    batch = (torch.randn(2, 3, 32, 32), torch.tensor([1, 2]))
+    net.eval()
+    without = net.loss(batch)
+    net.mixer = AuxSkipMixer(Mixer(), 1.0)
+    assert not torch.allclose(net.loss(batch), without)
+
+
+def test_a_supernet_built_without_the_auxiliary_skip_refuses_one():
+    net = small_supernet(mixer=AuxSkipMixer(Mixer(), 0.5))
+    with pytest.raises(ValueError, match="aux_skip=True"):
+        net(torch.randn(2, 3, 32, 32))
