@@ -9,6 +9,7 @@ import sys
 import torch
 
 from nasbench.errors import UserError
+from nasbench.threads import register
 
 
 def add_training_flags(p: argparse.ArgumentParser, what: str) -> None:
@@ -43,19 +44,25 @@ def add_threads_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         type=int,
-        help="CPU threads for torch (default: torch's own); give 1 to each of several runs side by side",
+        help="CPU threads for torch (default: an equal share of the cores with the other nasbench runs on this "
+        "machine, re-checked at every step)",
     )
 
 
 def apply_threads(threads: int | None) -> None:
-    """``--threads``: torch's intra-op threads, and the OpenMP/MKL variables any child process inherits."""
+    """``--threads``: torch's intra-op threads, and the OpenMP/MKL variables any child process inherits.
+    Without it (and without OMP_NUM_THREADS) the process takes a share of the cores with the other nasbench
+    processes on the machine (``nasbench.threads``)."""
     if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS")
+        register(torch.get_num_threads() if env else None)
         return
     if threads < 1:
         raise UserError(f"--threads {threads}: use 1 or more")
     torch.set_num_threads(threads)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
+    register(threads)
 
 
 def show_progress(args: argparse.Namespace) -> bool:

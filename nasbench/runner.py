@@ -36,6 +36,7 @@ from nasbench.rundir import (
 from nasbench.searchers.base import Searcher
 from nasbench.searchers.mixers import ExpectedMixer
 from nasbench.spaces.base import SearchSpace
+from nasbench.threads import rebalance
 
 SYNC_EVERY = 10  # steps between host syncs (progress bar, NaN check)
 
@@ -97,6 +98,7 @@ class Run:
         sums: dict[str, torch.Tensor] = {}
         bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{searcher.epochs()}", disable=not self.progress, leave=False)
         for i, train in enumerate(islice(self.data.train.epoch(epoch), n)):
+            rebalance()  # a run started or ended beside this one changes its share of the cores
             val = next(val_batches) if val_batches is not None else None
             for key, value in searcher.step(train, val).items():
                 sums[key] = sums[key] + value if key in sums else value
@@ -108,6 +110,7 @@ class Run:
             bar.update(1)
         bar.close()
         stats: dict[str, Any] = {k: float(v) / max(n, 1) for k, v in sums.items()}
+        rebalance()
         eval_cap = self.cfg.train.eval_batches or None
         stats.update(searcher.score(islice(self.data.score.epoch(epoch), eval_cap)))
         genotype = searcher.derive()

@@ -43,6 +43,7 @@ from nasbench.rundir import (
 from nasbench.runner import SYNC_EVERY
 from nasbench.searchers.base import batch_lr
 from nasbench.spaces.base import Batch, Network
+from nasbench.threads import rebalance
 
 ATTACH_WAIT_S = 60.0  # how long adding the test score waits for a process that holds the search folder
 
@@ -62,6 +63,7 @@ def train_steps(
     total: torch.Tensor | None = None
     bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
     for i, batch in enumerate(islice(batches, n)):
+        rebalance()  # a run started or ended beside this one changes its share of the cores
         with batch_lr(opt, batch):
             opt.zero_grad(set_to_none=True)
             loss = net.loss(batch)
