@@ -17,6 +17,7 @@ complete epoch, with its own copy of the record), ``log.txt`` and ``.lock``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import fcntl
 import io
@@ -74,7 +75,7 @@ def writing(path: Path) -> Iterator[None]:
         raise OutputError(_describe_os_error(exc, path)) from None
 
 
-def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
     """``write`` into a temporary file unique to this writer, flush it to disk, then replace ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -158,6 +159,7 @@ class RunFolder:
         self.path = Path(path)
         self._lock_file: io.TextIOWrapper | None = None
         self.checkpoint_epochs = 0  # complete epochs the checkpoint on disk holds, as written by this process
+        self.checkpoint_metrics: dict[str, Any] = {}  # the record's metrics as that checkpoint holds them
 
     @property
     def record_path(self) -> Path:
@@ -250,7 +252,7 @@ class RunFolder:
         meanwhile takes effect after both, so the two always describe the same epoch."""
         with deferred_signals():
             atomic_torch_save({**state, "record": record.to_dict()}, self.checkpoint_path)
-            self.checkpoint_epochs = epochs_done
+            self.checkpoint_epochs, self.checkpoint_metrics = epochs_done, copy.deepcopy(record.metrics)
             save_record(record, self.record_path)
 
     def log_to(self, progress: bool, echo: Callable[[str], None]) -> Callable[[str], None]:
@@ -374,7 +376,7 @@ def reopen(folder: RunFolder, log: Callable[[str], None], epochs: int) -> tuple[
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"cannot resume {folder.path}: its checkpoint lacks what a resume needs ({exc})") from None
     record.status, record.error, record.finished_at = "running", None, None
-    folder.checkpoint_epochs = len(record.epochs)
+    folder.checkpoint_epochs, folder.checkpoint_metrics = len(record.epochs), copy.deepcopy(record.metrics)
     log(f"resuming after epoch {start} of {epochs}")
     return state, record, start
 
@@ -403,6 +405,11 @@ def track_status(record: RunRecord, folder: RunFolder, running_epoch: Callable[[
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if record.status != "completed" and len(record.epochs) > folder.checkpoint_epochs:
+            # an epoch that ended but was not saved yet (the stop came between the two): the record keeps what
+            # the checkpoint holds, so that a resume finds the two in step and runs that epoch again
+            del record.epochs[folder.checkpoint_epochs :]
+            record.metrics = folder.checkpoint_metrics
         record.finished_at = now_iso()
         with deferred_signals(), contextlib.suppress(OutputError):  # a full disk must not hide the first error
             save_record(record, folder.record_path)

@@ -180,6 +180,20 @@ def test_the_status_protocol_tells_what_the_checkpoint_holds(tmp_path, raised, s
     assert saved.status == status and saved.error.startswith(error) and saved.finished_at
 
 
+def test_a_stop_between_an_epoch_and_its_save_leaves_the_record_as_the_checkpoint_holds_it(tmp_path):
+    folder, record = RunFolder(tmp_path), a_record(status="running")
+    record.epochs.append({"epoch": 1})
+    record.metrics = {"epochs_done": 1}
+    folder.save(record, {"epoch": 0}, epochs_done=1)
+    with pytest.raises(KeyboardInterrupt), track_status(record, folder, running_epoch=lambda: 2, fix=""):
+        record.epochs.append({"epoch": 2})  # the epoch ended; the signal comes before it is saved
+        record.metrics = {"epochs_done": 2}
+        raise KeyboardInterrupt("SIGTERM")
+    saved = folder.read_record()
+    assert saved.status == "interrupted" and saved.epochs == [{"epoch": 1}] and saved.metrics == {"epochs_done": 1}
+    assert len(load_checkpoint(folder)["record"]["epochs"]) == 1
+
+
 class Foreign:  # an object a checkpoint must not carry: unpickling it could run code
     pass
 
