@@ -68,7 +68,7 @@ class TrainConfig:
     hessian_every: int = 1  # measure after epochs 1, 1 + k, 1 + 2k, ... and the last (RobustDARTS); 0: never
     hessian_batches: int = 1  # fixed (first, unaugmented) architecture-split batches the Hessian is taken on
     hessian_iters: int = 10  # at most this many Hessian-vector products (Lanczos steps) per measurement
-    hessian_tol: float = 1e-3  # stop earlier once the estimate changes by less than this (relative)
+    hessian_tol: float = 1e-3  # stop earlier once the top Ritz pair's residual is below this, relative to it
     # DARTS-ES (sec. 4.3, as RobustDARTS' EVLocalAvg applies it; metrics.collapse.EarlyStopRule): stop when
     # the eigenvalue's centred local average over `early_stop_window` measurements exceeds `early_stop_factor`
     # times the one `early_stop_delta` measurements earlier, and return the genotype of that earlier average's

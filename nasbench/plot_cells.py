@@ -70,7 +70,7 @@ def plot_alphas(record: RunRecord, ops: list[str], skip_ops: Sequence[str], path
     if not history:
         return None
     cells = list(history[0])
-    layout = next((e["arch_layout"] for e in record.epochs if e.get("arch_layout")), {})
+    layout: dict[str, Any] = next((e["arch_layout"] for e in record.epochs if e.get("arch_layout")), {})
     epochs = [e["epoch"] for e in record.epochs if e.get("arch_weights")]
     if len(epochs) == 1:  # a single epoch: draw it as a flat band
         epochs, history = [epochs[0] - 0.5, epochs[0] + 0.5], history * 2

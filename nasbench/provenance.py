@@ -24,7 +24,8 @@ def seed_all(seed: int) -> None:
 def rng_state() -> dict[str, Any]:
     """Every random state a run uses, as tensors and plain data (checkpoints load with ``weights_only``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    numpy = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "gauss": (has_gauss, cached)}
+    keys_int64 = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    numpy = {"kind": kind, "keys": keys_int64, "pos": pos, "gauss": (has_gauss, cached)}
     state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()

@@ -304,7 +304,8 @@ def deduplicate(records: list[tuple[Path, RunRecord]]) -> tuple[list[RunRecord],
     """One record per cell and seed (same space, searcher, preset, settings, device): the newest completed."""
     cells: dict[tuple[Any, ...], list[RunRecord]] = defaultdict(list)
     for _, record in records:
-        cells[(*group_key(record, GROUP_FIELDS[:-1]), record.seed)].append(record)
+        key = (*group_key(record, GROUP_FIELDS[:-1]), record.seed)
+        cells[key].append(record)
     kept = [max(group, key=lambda r: str(r.finished_at or r.started_at)) for group in cells.values()]
     return kept, sum(len(group) - 1 for group in cells.values())
 
@@ -398,7 +399,7 @@ def measured_row(records: list[RunRecord], kind: str, settings: str, index: Tran
         truth={k: s for k in TRUTH_KEYS if (s := summarize(_number(lookup(r, k)) for r in records)) is not None},
         transfer={dataset: summarize_transfer(results) for dataset, results in sorted(transfers.items())},
         best_val_truth=summarize(_number(r.metrics.get("best_val_true_test_acc")) for r in records),
-        params_m=summarize(params).mean if summarize(params) else None,
+        params_m=s.mean if (s := summarize(params)) else None,
         cost_days=summarize(None if h is None else h / 24.0 for h in hours),
         cost_unit=cost_unit(first),
         peak_mem_mib=max(peaks) if peaks else None,

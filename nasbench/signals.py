@@ -15,13 +15,22 @@ from collections.abc import Iterator
 from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
-_state = {"depth": 0, "pending": None}
+
+
+class _Deferral:
+    """How many ``deferred_signals`` blocks are open, and the signal held back meanwhile."""
+
+    depth = 0
+    pending: str | None = None
+
+
+_state = _Deferral()
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
-    if _state["depth"]:
-        _state["pending"] = name
+    if _state.depth:
+        _state.pending = name
         return
     raise KeyboardInterrupt(name)
 
@@ -44,12 +53,12 @@ def interrupt_on_signals() -> Iterator[None]:
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold back a SIGINT or SIGTERM that arrives within the block; raise it when the block ends."""
-    _state["depth"] += 1
+    _state.depth += 1
     try:
         yield
     finally:
-        _state["depth"] -= 1
-        pending = _state["pending"]
-        if not _state["depth"] and pending is not None:
-            _state["pending"] = None
+        _state.depth -= 1
+        pending = _state.pending
+        if not _state.depth and pending is not None:
+            _state.pending = None
             raise KeyboardInterrupt(pending)

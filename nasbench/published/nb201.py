@@ -32,7 +32,7 @@ def _row(
     hardware: str = "1 GPU",
 ) -> PublishedRow:
     """``accs``: CIFAR-10, CIFAR-100, ImageNet16-120 test accuracy, each followed by its std (None: not found)."""
-    c10, c10_std, c100, c100_std, in16, in16_std = (*accs, *([None] * (6 - len(accs))))
+    c10, c10_std, c100, c100_std, in16, in16_std = list(accs) + [None] * (6 - len(accs))
     return PublishedRow(
         space="nb201",
         searcher=searcher,
