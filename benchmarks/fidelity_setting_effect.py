@@ -6,10 +6,10 @@ Runs SEARCHER on SPACE at PRESET on the built-in data once per seed and per VALU
 SETTING=VALUE``), each run in its own folder under DIR (a run that is there already is resumed or read, so
 an interrupted measurement continues). Then prints, per seed, each setting's final search metric, true
 accuracy where the space knows it, and derived genotype; each value's mean and standard deviation of those
-over the seeds; and the mean absolute difference of the final
-architecture weights between the two values at equal seed, beside the same difference between two seeds
-at equal value. A setting whose first number is well below the second moves the search less than the
-seed does at this budget. One thread per run, so that it can run beside other work.
+over the seeds; and the mean absolute difference of the final architecture weights between the two
+values at equal seed, beside the same difference between two seeds at equal value. A setting whose first
+number is well below the second moves the search less than the seed does at this budget. One thread per
+run, so that it can run beside other work.
 """
 
 from __future__ import annotations
