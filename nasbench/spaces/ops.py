@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from nasbench.spaces.depthwise_conv import DepthwiseConv2d
+
 
 class OpSpec(NamedTuple):
     build: Callable[[int, int, bool], nn.Module]  # (channels, stride, affine) -> module
@@ -69,7 +71,7 @@ def conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int, affin
 def dil_conv(c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool) -> nn.Sequential:
     """Depthwise dilated conv -> pointwise conv -> BN (input is relu(x))."""
     return nn.Sequential(
-        nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
+        DepthwiseConv2d(c, kernel, stride, padding, dilation),
         nn.Conv2d(c, c, 1, bias=False),
         nn.BatchNorm2d(c, affine=affine),
     )

@@ -1,0 +1,88 @@
+"""A depthwise convolution whose backward pass is itself made of single, differentiable convolutions.
+
+Values and first-order gradients are bit-for-bit those of ``nn.Conv2d(c, c, k, groups=c)``. The
+difference is the *second* derivative: PyTorch's generic double backward of a grouped convolution
+runs one convolution per group (c + 1 calls for a depthwise layer, measured on torch 2.14), which
+makes a Hessian-vector product through the supernet about as costly as four search steps. Here the
+input gradient is written as one grouped transposed convolution and the weight gradient as one
+``convolution_backward`` call, so autograd differentiates those instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _output_padding(
+    in_size: tuple[int, ...], out_size: tuple[int, ...], weight: torch.Tensor, conf: tuple[Any, ...]
+) -> list[int]:
+    """The rows/columns a strided convolution dropped, which its transpose must add back."""
+    stride, padding, dilation = conf
+    kernel = weight.shape[2:]
+    return [
+        i - ((o - 1) * s - 2 * p + d * (k - 1) + 1)
+        for i, o, s, p, d, k in zip(in_size, out_size, stride, padding, dilation, kernel, strict=True)
+    ]
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, conf: tuple[Any, ...]) -> torch.Tensor:
+    stride, padding, dilation = conf
+    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, conf: tuple[Any, ...]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+        ctx.conf = conf
+        return _conv(x, weight, conf)
+
+    @staticmethod
+    def jvp(ctx: Any, x_tangent: torch.Tensor | None, w_tangent: torch.Tensor | None, _: None) -> torch.Tensor:
+        # bilinear in (x, weight): the product rule
+        x, weight = ctx.saved_tensors
+        parts = []
+        if x_tangent is not None:
+            parts.append(_conv(x_tangent, weight, ctx.conf))
+        if w_tangent is not None:
+            parts.append(_conv(x, w_tangent, ctx.conf))
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.conf
+        groups = x.shape[1]
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            extra = _output_padding(tuple(x.shape[2:]), tuple(grad.shape[2:]), weight, ctx.conf)
+            grad_x = F.conv_transpose2d(grad, weight, None, stride, padding, extra, groups, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, stride, padding, dilation, False, [0, 0], groups, [False, True, False]
+            )[1]
+        return grad_x, grad_w, None
+
+
+def depthwise_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int]
+) -> torch.Tensor:
+    """``F.conv2d(x, weight, None, stride, padding, dilation, groups=channels)``; each argument a pair."""
+    return _DepthwiseConv.apply(x, weight, (tuple(stride), tuple(padding), tuple(dilation)))
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(c, c, kernel, groups=c, bias=False)`` with the cheap double backward above."""
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> None:
+        super().__init__(channels, channels, kernel, stride, padding, dilation=dilation, groups=channels, bias=False)
+        self.conf = ((stride, stride), (padding, padding), (dilation, dilation))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depthwise_conv2d(x, self.weight, *self.conf)
