@@ -69,6 +69,9 @@ class TrainConfig:
     hessian_batches: int = 1  # fixed (first, unaugmented) architecture-split batches the Hessian is taken on
     hessian_iters: int = 10  # at most this many Hessian-vector products (Lanczos steps) per measurement
     hessian_tol: float = 1e-3  # stop earlier once the top Ritz pair's residual is below this, relative to it
+    # Start each measurement's Lanczos from the previous one's top Ritz vector instead of a random vector: fewer
+    # products, and on RobustDARTS' logged Hessians safe at a looser hessian_tol (docs/methods.md has the figures).
+    hessian_warm_start: bool = False
     # DARTS-ES (sec. 4.3, as RobustDARTS' EVLocalAvg applies it; metrics.collapse.EarlyStopRule): stop when
     # the eigenvalue's centred local average over `early_stop_window` measurements exceeds `early_stop_factor`
     # times the one `early_stop_delta` measurements earlier, and return the genotype of that earlier average's

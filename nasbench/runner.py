@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,13 @@ from nasbench.data.streams import SearchData, capped_steps, epoch_steps
 from nasbench.errors import UserError
 from nasbench.genotype import Genotype
 from nasbench.loggers import EpochLogger, make_loggers
-from nasbench.metrics.collapse import CollapseSettings, EarlyStopRule, early_stop_decision, epoch_collapse_stats
+from nasbench.metrics.collapse import (
+    CollapseSettings,
+    EarlyStopRule,
+    WarmStart,
+    early_stop_decision,
+    epoch_collapse_stats,
+)
 from nasbench.metrics.cost import PhaseMeter, current_rss_kib
 from nasbench.provenance import provenance, rng_state, seed_all
 from nasbench.registry import SEARCHERS, SPACES
@@ -79,9 +85,15 @@ class Run:
     progress: bool
     baseline_kib: int | None = None  # resident memory before data and model were built
     loggers: Sequence[EpochLogger] = ()  # live mirrors of each epoch (TensorBoard, W&B); the record stays the truth
+    warm: WarmStart = field(default_factory=WarmStart)  # where the next eigenvalue measurement may start
 
     def save(self, epoch: int) -> None:
-        state = {"epoch": epoch, "searcher": self.searcher.state_dict(), "rng": rng_state()}
+        state = {
+            "epoch": epoch,
+            "searcher": self.searcher.state_dict(),
+            "rng": rng_state(),
+            "hessian_vector": self.warm.vector,
+        }
         self.folder.save(self.record, state, epochs_done=len(self.record.epochs))
 
     def steps(self, epoch: int) -> int:
@@ -129,14 +141,16 @@ class Run:
             t.hessian_batches,
             t.hessian_iters,
             t.hessian_tol,
+            t.hessian_warm_start,
             t.arch_weight_decay,
         )
         fixed = islice(self.data.score.epoch(0), t.hessian_batches)  # the same unaugmented batches every epoch
         model, weights = self.searcher.model, self.searcher.arch_weights()
+        context = (genotype, previous, text, fixed, epoch, settings, self.space, self.warm)
         if model is None:
-            return epoch_collapse_stats(None, None, genotype, previous, text, fixed, epoch, settings, self.space)
+            return epoch_collapse_stats(None, None, *context)
         with model.mixed_by(ExpectedMixer(model.mixer)):  # a sampling method: its expected supernet
-            return epoch_collapse_stats(model, weights, genotype, previous, text, fixed, epoch, settings, self.space)
+            return epoch_collapse_stats(model, weights, *context)
 
     def execute(self, start_epoch: int) -> RunRecord:
         record, epochs = self.record, self.searcher.epochs()
@@ -281,7 +295,7 @@ def run(
             data=data.description,
             started_at=now_iso(),
         )
-        start_epoch = 0
+        start_epoch, warm = 0, WarmStart()
         if opened.resume:
             state, record, start_epoch = reopen(folder, log, searcher.epochs())
             if (record.searcher, record.space) != (cfg.searcher, cfg.space):
@@ -289,11 +303,12 @@ def run(
                     f"{run_dir} holds a {record.searcher} search on {record.space}, not {cfg.searcher} on {cfg.space}"
                 )
             load_state(searcher.load_state_dict, state["searcher"], folder)
+            warm.vector = state.get("hessian_vector")  # absent from a checkpoint older than the setting
         save_record(record, folder.record_path)
         loggers = make_loggers(list(log_to), folder.path, record)
         try:
             return Run(
-                cfg, folder, space, data, searcher, record, device, log, progress, baseline_kib, loggers
+                cfg, folder, space, data, searcher, record, device, log, progress, baseline_kib, loggers, warm
             ).execute(start_epoch)
         finally:
             for logger in loggers:

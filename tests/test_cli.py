@@ -101,8 +101,9 @@ def comparable(record: RunRecord):
     return [{k: v for k, v in e.items() if k not in timings} for e in record.epochs]
 
 
-def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
-    args = [*TINY, "--set", "epochs=3"]
+@pytest.mark.parametrize("warm_start", ["false", "true"])  # true: the eigenvalue's start vector is checkpointed
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys, warm_start):
+    args = [*TINY, "--set", "epochs=3", "--set", f"hessian_warm_start={warm_start}"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     straight = RunRecord.load(only_run(tmp_path / "a") / "record.json")
 

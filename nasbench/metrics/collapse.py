@@ -19,12 +19,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from nasbench.genotype import Genotype
 from nasbench.spaces.base import Batch, Supernet
+
+
+class TopEigen(NamedTuple):
+    value: float
+    products: int  # matrix-vector products used
+    vector: torch.Tensor  # the top Ritz vector, unit norm, float64 [dim]: where a later measurement can start
 
 
 def lanczos_max_eigenvalue(
@@ -36,18 +42,25 @@ def lanczos_max_eigenvalue(
     generator: torch.Generator,
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
-) -> tuple[float, int]:
+    start: torch.Tensor | None = None,
+) -> TopEigen:
     """The largest eigenvalue of the symmetric operator ``matvec`` on R^dim by Lanczos (with full
-    reorthogonalisation), and the number of products used. Stops after ``iters`` products, when the top Ritz
-    pair's residual ||A x - theta x|| (= beta * |last entry of T's top eigenvector|, no extra product) is
-    below ``tol`` relative to theta, or when the Krylov space is exhausted. (A test on the change of theta
-    stops on a value that stagnates before it converges: 13.7 % low on one of RobustDARTS' Hessians.)"""
-    q = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
+    reorthogonalisation), the number of products used and the top Ritz vector. Starts from ``start`` (e.g. the
+    previous measurement's vector) or, without one, from a random vector of ``generator``. Stops after ``iters``
+    products, when the top Ritz pair's residual ||A x - theta x|| (= beta * |last entry of T's top
+    eigenvector|, no extra product) is below ``tol`` relative to theta, or when the Krylov space is exhausted.
+    (A test on the change of theta stops on a value that stagnates before it converges: 13.7 % low on one of
+    RobustDARTS' Hessians.)"""
+    if start is None or start.numel() != dim or not float(start.norm()) > 0:
+        start = torch.randn(dim, generator=generator, dtype=torch.float64)
+    q = start.detach().reshape(-1).to(dtype=torch.float64, device=device)
     basis = [q / q.norm()]  # orthonormal Lanczos vectors, each [dim]
     diag: list[float] = []
     off: list[float] = []
-    estimate = float("nan")
-    for i in range(1, min(iters, dim) + 1):
+    if min(iters, dim) < 1:
+        raise ValueError(f"Lanczos needs iters >= 1 and dim >= 1, got {iters} and {dim}")
+    steps = min(iters, dim)
+    for i in range(1, steps + 1):
         w = matvec(basis[-1].to(dtype)).double()  # [dim]
         diag.append(float(basis[-1] @ w))
         q_all = torch.stack(basis)  # [i, dim]
@@ -60,11 +73,12 @@ def lanczos_max_eigenvalue(
         values, vectors = torch.linalg.eigh(t)
         estimate, beta = float(values[-1]), float(w.norm())
         residual = beta * abs(float(vectors[-1, -1]))
-        if residual <= tol * max(abs(estimate), 1e-12) or beta <= 1e-10 * max(abs(estimate), 1.0):
-            return estimate, i
+        done = residual <= tol * max(abs(estimate), 1e-12) or beta <= 1e-10 * max(abs(estimate), 1.0)
+        if done or i == steps:
+            break
         off.append(beta)
         basis.append(w / beta)
-    return estimate, min(iters, dim)
+    return TopEigen(estimate, i, q_all.T @ vectors[:, -1].to(q_all.device))
 
 
 def hessian_eigenvalue(
@@ -74,8 +88,10 @@ def hessian_eigenvalue(
     iters: int = 10,
     tol: float = 1e-3,
     seed: int = 0,
-) -> tuple[float, int]:
-    """Dominant (largest) eigenvalue of the Hessian of ``loss_fn()`` w.r.t. ``params``, and the products used.
+    start: torch.Tensor | None = None,
+) -> TopEigen:
+    """Dominant (largest) eigenvalue of the Hessian of ``loss_fn()`` w.r.t. ``params`` (``lanczos_max_eigenvalue``,
+    from ``start`` or a random vector of ``seed``).
 
     The gradient is built once with ``create_graph=True``; each Hessian-vector product H v is then the
     gradient of (grad . v), so the operator is the same one for every product."""
@@ -84,7 +100,7 @@ def hessian_eigenvalue(
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True, materialize_grads=True)
     flat_grad = torch.cat([g.reshape(-1) for g in grads])  # [n_arch]
     if not flat_grad.requires_grad:  # the loss is linear in params: the Hessian is zero
-        return 0.0, 0
+        return TopEigen(0.0, 0, torch.zeros(flat_grad.numel(), dtype=torch.float64))
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         parts = torch.autograd.grad(
@@ -94,19 +110,32 @@ def hessian_eigenvalue(
 
     gen = torch.Generator().manual_seed(seed)
     return lanczos_max_eigenvalue(
-        hvp, flat_grad.numel(), iters=iters, tol=tol, generator=gen, dtype=flat_grad.dtype, device=flat_grad.device
+        hvp,
+        flat_grad.numel(),
+        iters=iters,
+        tol=tol,
+        generator=gen,
+        dtype=flat_grad.dtype,
+        device=flat_grad.device,
+        start=start,
     )
 
 
 def supernet_hessian_eigenvalue(
-    model: Supernet, batches: Iterable[Batch], *, iters: int = 10, tol: float = 1e-3, seed: int = 0
-) -> dict[str, float]:
+    model: Supernet,
+    batches: Iterable[Batch],
+    *,
+    iters: int = 10,
+    tol: float = 1e-3,
+    seed: int = 0,
+    start: torch.Tensor | None = None,
+) -> tuple[dict[str, float], torch.Tensor]:
     """``hessian_eigenvalue`` of the mean loss of ``batches`` w.r.t. the supernet's architecture parameters.
 
     The measurement leaves the search untouched: carried state (``frozen_state``), buffers (BN running
     statistics) and the global RNG are restored afterwards. Returns ``hessian_eig``, ``hessian_hvps`` and
-    ``hessian_seconds``."""
-    start = time.perf_counter()
+    ``hessian_seconds``, and the top Ritz vector (on the CPU), where the next measurement may ``start``."""
+    clock = time.perf_counter()
     batches = list(batches)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     device = next(model.parameters()).device
@@ -116,11 +145,12 @@ def supernet_hessian_eigenvalue(
             with model.frozen_state():
                 return sum((model.loss(b) for b in batches), torch.zeros((), device=device)) / len(batches)
 
-        eig, hvps = hessian_eigenvalue(loss_fn, model.arch_parameters(), iters=iters, tol=tol, seed=seed)
+        top = hessian_eigenvalue(loss_fn, model.arch_parameters(), iters=iters, tol=tol, seed=seed, start=start)
     with torch.no_grad():
         for name, b in model.named_buffers():
             b.copy_(buffers[name])
-    return {"hessian_eig": eig, "hessian_hvps": hvps, "hessian_seconds": time.perf_counter() - start}
+    stats = {"hessian_eig": top.value, "hessian_hvps": top.products, "hessian_seconds": time.perf_counter() - clock}
+    return stats, top.vector.cpu()
 
 
 def alpha_entropy(weights: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -197,9 +227,17 @@ class CollapseSettings:
     hessian_batches: int
     hessian_iters: int
     hessian_tol: float
+    hessian_warm_start: bool  # start Lanczos from the previous measurement's top Ritz vector
     # RobustDARTS differentiates the architecture loss with Adam's L2 term, so its Hessian is that of the
     # validation loss plus weight_decay * I, which adds weight_decay to every eigenvalue; the suite's too.
     arch_weight_decay: float = 0.0
+
+
+@dataclass
+class WarmStart:
+    """The last measurement's top Ritz vector (None before the first), carried between epochs and checkpoints."""
+
+    vector: torch.Tensor | None = None
 
 
 def epoch_collapse_stats(
@@ -212,9 +250,10 @@ def epoch_collapse_stats(
     epoch: int,
     settings: CollapseSettings,
     space: Any,
+    warm: WarmStart,
 ) -> dict[str, Any]:
     """The per-epoch collapse record of ``genotype`` and the searcher's architecture ``weights`` (None
-    without a supernet); the eigenvalue where ``hessian_measured``."""
+    without a supernet); the eigenvalue where ``hessian_measured``, which leaves its vector in ``warm``."""
     stats: dict[str, Any] = {
         "skip_count": skip_count(genotype, space.skip_ops, space.primary_cell),
         "param_free_share": param_free_share(genotype, space.param_free_ops),
@@ -225,7 +264,13 @@ def epoch_collapse_stats(
     stats["alpha_entropy"] = alpha_entropy(weights)
     stats["max_weight_mean"] = mean_max_weight(weights)
     if hessian_measured(epoch, settings.epochs, settings.hessian_every):
-        measured = supernet_hessian_eigenvalue(model, batches, iters=settings.hessian_iters, tol=settings.hessian_tol)
+        measured, warm.vector = supernet_hessian_eigenvalue(
+            model,
+            batches,
+            iters=settings.hessian_iters,
+            tol=settings.hessian_tol,
+            start=warm.vector if settings.hessian_warm_start else None,
+        )
         measured["hessian_eig"] += settings.arch_weight_decay
         stats.update(measured)
     return stats

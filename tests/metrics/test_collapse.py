@@ -32,7 +32,7 @@ def test_lanczos_finds_the_largest_eigenvalue_of_a_known_matrix():
     # A = Q diag(5, 2, 1, -7) Q^T: the largest eigenvalue is 5 although -7 is larger in magnitude.
     q, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
     a = q @ torch.diag(torch.tensor([5.0, 2.0, 1.0, -7.0], dtype=torch.float64)) @ q.T
-    eig, used = lanczos_max_eigenvalue(
+    eig, used, _ = lanczos_max_eigenvalue(
         lambda v: a @ v, 4, iters=10, tol=0.0, generator=torch.Generator(), dtype=torch.float64
     )
     assert eig == pytest.approx(5.0, abs=1e-9) and used == 4  # the Krylov space is all of R^4
@@ -49,7 +49,7 @@ def test_hessian_of_a_quadratic_is_its_matrix():
     def loss():
         return 0.5 * x @ a @ x + 3 * y[0] ** 2 + x[0] * y[0]
 
-    eig, _ = hessian_eigenvalue(loss, [x, y], iters=10, tol=0.0)
+    eig, _, _ = hessian_eigenvalue(loss, [x, y], iters=10, tol=0.0)
     assert eig == pytest.approx(float(torch.linalg.eigvalsh(hess)[-1]), rel=1e-5)
 
 
@@ -83,7 +83,7 @@ def test_supernet_eigenvalue_matches_the_exact_hessian():
     full = torch.cat([torch.cat([blocks[i][j].reshape(n[i], n[j]) for j in range(len(n))], 1) for i in range(len(n))])
     exact = float(torch.linalg.eigvalsh(full.double())[-1])
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    measured = supernet_hessian_eigenvalue(model, [batch], iters=len(full), tol=1e-6)
+    measured, _ = supernet_hessian_eigenvalue(model, [batch], iters=len(full), tol=1e-6)
     assert measured["hessian_eig"] == pytest.approx(exact, rel=1e-3)
     assert measured["hessian_seconds"] > 0 and measured["hessian_hvps"] >= 2
     after = model.state_dict()
@@ -226,7 +226,7 @@ def test_lanczos_stops_on_the_residual_at_the_exact_eigenvalue_of_robustdarts_he
         exact = float(np.linalg.eigvalsh(hessian).max())
         matrix = torch.tensor(hessian, dtype=torch.float64)
         for seed in range(3):
-            estimate, products = lanczos_max_eigenvalue(
+            estimate, products, _ = lanczos_max_eigenvalue(
                 matrix.matmul,
                 len(hessian),
                 iters=20,
@@ -235,3 +235,47 @@ def test_lanczos_stops_on_the_residual_at_the_exact_eigenvalue_of_robustdarts_he
                 dtype=torch.float64,
             )
             assert estimate == pytest.approx(exact, rel=1e-3) and products < 20
+
+
+def test_lanczos_started_at_the_top_eigenvector_stops_after_one_product_and_returns_it():
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    a = q @ torch.diag(torch.tensor([3.0, 2.5, 1.0, 0.5, -4.0], dtype=torch.float64)) @ q.T
+    top = lanczos_max_eigenvalue(
+        lambda v: a @ v, 5, iters=10, tol=1e-9, generator=torch.Generator(), dtype=torch.float64, start=2 * q[:, 0]
+    )
+    assert top.value == pytest.approx(3.0, abs=1e-12) and top.products == 1
+    cold = lanczos_max_eigenvalue(
+        lambda v: a @ v, 5, iters=10, tol=1e-9, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    assert abs(float(cold.vector @ q[:, 0])) == pytest.approx(1.0, abs=1e-9)  # the Ritz vector is the eigenvector
+    assert float(cold.vector.norm()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("log", ["s1-cifar10", "s3-svhn"])
+def test_warm_started_lanczos_tracks_robustdarts_hessians_with_fewer_products(log, shared_data):
+    """Each measurement of a logged search started from the previous one's Ritz vector: at a residual tolerance
+    of 1e-2 every estimate is within 1 % of the exact eigenvalue and fewer products are used than from random
+    starts, which at that tolerance miss by up to 11 % (s3, measured when the start vector was added)."""
+    import json
+
+    rows = (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open()
+    hessians = [torch.tensor(json.loads(line)["H"], dtype=torch.float64) for line in rows]
+    used = {"warm": 0, "cold": 0}
+    start = None
+    for index, hessian in enumerate(hessians):
+        exact = float(torch.linalg.eigvalsh(hessian)[-1])
+        for mode in ("warm", "cold"):
+            top = lanczos_max_eigenvalue(
+                hessian.matmul,
+                len(hessian),
+                iters=10,
+                tol=1e-2,
+                generator=torch.Generator().manual_seed(index),
+                dtype=torch.float64,
+                start=start if mode == "warm" else None,
+            )
+            used[mode] += top.products
+            if mode == "warm":
+                assert top.value == pytest.approx(exact, rel=1e-2)
+                start = top.vector
+    assert used["warm"] < used["cold"]

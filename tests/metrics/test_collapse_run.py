@@ -1,6 +1,7 @@
 """Collapse metrics inside a search run: recorded per epoch, harmless to the search, and DARTS-ES."""
 
 import pytest
+import torch
 
 import nasbench.metrics.collapse as collapse
 from nasbench.runner import run
@@ -31,7 +32,7 @@ def test_darts_es_stops_and_returns_the_genotype_from_before_the_growth(tmp_path
     sequence = iter([1.0, 1.0, 5.0, 5.0])  # window 1, delta 1: the jump after epoch 3 is a growth x5 > x1.3
 
     def fake(model, batches, **kwargs):
-        return {"hessian_eig": next(sequence), "hessian_hvps": 0, "hessian_seconds": 0.0}
+        return {"hessian_eig": next(sequence), "hessian_hvps": 0, "hessian_seconds": 0.0}, torch.ones(1)
 
     monkeypatch.setattr(collapse, "supernet_hessian_eigenvalue", fake)
     sets = dict(early_stop_window="1", early_stop_delta="1", early_stop_start_epoch="0", arch_weight_decay="0")
@@ -47,7 +48,7 @@ def test_the_eigenvalue_includes_the_architecture_weight_decay_as_robustdarts_do
     monkeypatch.setattr(
         collapse,
         "supernet_hessian_eigenvalue",
-        lambda model, batches, **kw: {"hessian_eig": 2.0, "hessian_hvps": 0, "hessian_seconds": 0.0},
+        lambda model, batches, **kw: ({"hessian_eig": 2.0, "hessian_hvps": 0, "hessian_seconds": 0.0}, torch.ones(1)),
     )
     record = search(tmp_path, epochs="1", arch_weight_decay="0.25")
     assert record.epochs[0]["hessian_eig"] == pytest.approx(2.25)  # H + 0.25 I
