@@ -126,6 +126,7 @@ def summary() -> dict[str, Any]:
         "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
             "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),
+        "hessian_over_darts1_step_time_small": _ratio("hessian/cnn-small", "step/darts1-cnn-small", "median_s"),
         "gdas_over_darts1_step_time_small": _ratio("step/gdas-cnn-small", "step/darts1-cnn-small", "median_s"),
         "gdas_over_darts1_peak_mem_small": _ratio("step/gdas-cnn-small", "step/darts1-cnn-small", "peak_mem_mib"),
         "pcdarts_over_darts1_peak_mem_small": _ratio("step/pcdarts-cnn-small", "step/darts1-cnn-small", "peak_mem_mib"),
