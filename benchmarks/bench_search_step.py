@@ -25,8 +25,10 @@ from .conftest import measure
 # multiply-adds of each, so the same 15. Random search trains one network and
 # random search with weight sharing one single path of the supernet (3 each).
 # The samplers are first order (6); GDAS' forward computes one sampled op per edge, which its count reflects.
+# checkpoint_cells recomputes the cells' forward pass in each of darts1's two backward passes (8).
 PASSES = {
     "darts1": 6,
+    "darts1-checkpointed": 8,
     "pcdarts": 6,
     "darts2": 15,
     "darts2-shared": 12,
@@ -154,6 +156,24 @@ def test_darts1_step_in_nchw_memory(benchmark, device, matmul_gflops):
         2,
         batch_size="64",
         channels_last="false",
+    )
+
+
+@pytest.mark.paper_shape
+def test_darts1_step_with_checkpointed_cells(benchmark, device, matmul_gflops):
+    """darts1 at the paper shape with checkpoint_cells=true: memory traded for a recomputed forward pass."""
+    step_benchmark(
+        benchmark,
+        "step/darts1-checkpointed-cnn-paper",
+        "darts1",
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        passes="darts1-checkpointed",
+        batch_size="64",
+        checkpoint_cells="true",
     )
 
 

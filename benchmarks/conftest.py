@@ -123,6 +123,12 @@ def summary() -> dict[str, Any]:
         "channels_last_over_nchw_peak_mem_paper": _ratio(
             "step/darts1-cnn-paper", "step/darts1-cnn-paper-nchw", "peak_mem_mib"
         ),
+        "checkpointed_over_plain_darts1_step_time_paper": _ratio(
+            "step/darts1-checkpointed-cnn-paper", "step/darts1-cnn-paper", "median_s"
+        ),
+        "checkpointed_over_plain_darts1_peak_mem_paper": _ratio(
+            "step/darts1-checkpointed-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
+        ),
         "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
             "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),

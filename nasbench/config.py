@@ -60,6 +60,9 @@ class TrainConfig:
     # Speed only (image spaces): batches in channels-last (NHWC) memory format, for which oneDNN and cuDNN
     # have faster convolution and pooling kernels (results/benchmarks/README.md has the measured effect).
     channels_last: bool = True
+    # Memory only: recompute each supernet cell's activations in the backward pass instead of keeping them
+    # (image spaces; results/benchmarks/README.md has what it saves and costs).
+    checkpoint_cells: bool = False
     # "bf16": the search's passes under torch.autocast with bfloat16 (meant for GPUs); darts2's finite
     # difference and the eigenvalue stay float32. "off": float32 throughout.
     autocast: str = "off"

@@ -104,7 +104,12 @@ class DartsSearcher(Searcher):
         self.projection = Projection() if c.derive == "pt" else None
         if self.projection is not None:
             mixer = ProjectedMixer(mixer, self.projection)
-        options = SupernetOptions(partial_channels=self.partial_channels(), mixer=mixer, aux_skip=c.aux_skip > 0)
+        options = SupernetOptions(
+            partial_channels=self.partial_channels(),
+            mixer=mixer,
+            aux_skip=c.aux_skip > 0,
+            checkpoint_cells=t.checkpoint_cells,
+        )
         self.model = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.model.weight_parameters()
         self.alphas = self.model.arch_parameters()

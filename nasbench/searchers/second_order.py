@@ -102,6 +102,13 @@ class SecondOrderDarts(DartsSearcher):
     weights_first_on_nb201 = False  # NAS-Bench-201's DARTS-V2.py: the architecture step first, as DARTS
 
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
+        if cfg.train.checkpoint_cells:
+            # a checkpointed cell recomputes its forward pass in the backward pass with the supernet's own
+            # weights, after functional_call has put them back: the virtual step's gradients would be wrong
+            raise UserError(
+                f"checkpoint_cells=true does not combine with {cfg.searcher}'s substituted weights (second-order "
+                "DARTS); drop the setting, or use a first-order searcher such as darts1"
+            )
         super().__init__(space, cfg, data, device)
         assert self.model is not None
         arch = {id(a) for a in self.alphas}

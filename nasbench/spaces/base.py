@@ -18,6 +18,7 @@ from torch import nn
 
 from nasbench.data.streams import SearchData
 from nasbench.genotype import Genotype
+from nasbench.spaces.checkpointing import checkpointed
 from nasbench.spaces.mixing import CellMix, CellSpec, Mixer
 
 Batch = Any  # a space's batch: (images, labels) for CIFAR-10, (inputs, targets) windows for PTB
@@ -87,13 +88,23 @@ class Supernet(Network):
     ``nn.Parameter``s, so they sit in ``state_dict`` beside the weights, but only ``arch_parameters`` returns
     them. In every forward pass the space asks ``mixing(cell)`` once per cell type for the ``CellMix`` its
     edges follow; the searcher decides what that is by the mixer it gives the supernet (``SupernetOptions``).
+    A space that runs each cell through ``run_cell`` offers ``SupernetOptions.checkpoint_cells``.
     """
+
+    checkpoint_cells = False  # recompute each cell's activations in the backward pass instead of keeping them
 
     def __init__(self, mixer: Mixer | None = None) -> None:
         super().__init__()
         self._arch_names: list[str] = []
         self.cell_specs: dict[str, CellSpec] = {}
         self.mixer = mixer or Mixer()
+
+    def run_cell(self, cell: nn.Module, *args: Any) -> Any:
+        """``cell(*args)``; checkpointed (``nasbench.spaces.checkpointing``) where ``checkpoint_cells`` is on and
+        a backward pass may follow."""
+        if self.checkpoint_cells and torch.is_grad_enabled():
+            return checkpointed(cell, *args)
+        return cell(*args)
 
     def add_arch_parameter(self, name: str, value: torch.Tensor) -> None:
         self.register_parameter(name, nn.Parameter(value))
@@ -156,6 +167,8 @@ class SupernetOptions:
     # DARTS-: every edge also carries a skip connection outside its ops (``CellMix.aux_skip`` weighs it); a
     # space builds the modules it needs for that (on the DARTS space's strided edges, a reduction of its own)
     aux_skip: bool = False
+    # Per-cell activation checkpointing (``Supernet.run_cell``): less memory, one more forward pass per step
+    checkpoint_cells: bool = False
 
 
 class SearchSpace(ABC):

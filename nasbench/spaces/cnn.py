@@ -58,6 +58,7 @@ class CnnConfig:
 class CnnSupernet(ImageClassifier, Supernet):
     def __init__(self, cfg: CnnConfig, num_classes: int, options: SupernetOptions) -> None:
         super().__init__(options.mixer)
+        self.checkpoint_cells = options.checkpoint_cells
         k = options.partial_channels
         if k < 1 or cfg.channels % (2 * k):
             raise UserError(
@@ -92,7 +93,7 @@ class CnnSupernet(ImageClassifier, Supernet):
         mix = {cell: self.mixing(cell) for cell in CELLS}
         s0 = s1 = self.stem(x)
         for layer in self.cells:
-            s0, s1 = s1, layer(s0, s1, mix["reduce" if layer.reduction else "normal"])
+            s0, s1 = s1, self.run_cell(layer, s0, s1, mix["reduce" if layer.reduction else "normal"])
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
     def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:

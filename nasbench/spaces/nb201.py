@@ -125,6 +125,7 @@ class SearchCell(nn.Module):
 class Nb201Supernet(ImageClassifier, Supernet):
     def __init__(self, cfg: Nb201Config, num_classes: int, options: SupernetOptions) -> None:
         super().__init__(options.mixer)
+        self.checkpoint_cells = options.checkpoint_cells
         k = options.partial_channels
         if k < 1 or cfg.channels % k:
             raise UserError(
@@ -137,7 +138,7 @@ class Nb201Supernet(ImageClassifier, Supernet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 3, 32, 32] -> logits [B, num_classes]
-        return self.body(x, self.mixing(CELL))
+        return self.body(x, self.mixing(CELL), run_cell=self.run_cell)
 
     def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
         return cell_genotype(derive_argmax(strengths[CELL]))

@@ -60,7 +60,8 @@ class ResidualReduction(nn.Module):
 class MacroNetwork(nn.Module):
     """Stem, three stages of cells built by ``make_cell(channels)``, residual reductions, and the head.
 
-    ``forward(x, *cell_args)`` passes ``cell_args`` (the supernet's mixing weights or path) to every cell.
+    ``forward(x, *cell_args)`` passes ``cell_args`` (the supernet's mixing weights or path) to every cell,
+    through ``run_cell(cell, x, *cell_args)`` where one is given (a supernet's checkpointing).
     """
 
     def __init__(
@@ -79,11 +80,16 @@ class MacroNetwork(nn.Module):
         self.head_bn = nn.BatchNorm2d(c)
         self.classifier = nn.Linear(c, num_classes)
 
-    def forward(self, x: torch.Tensor, *cell_args: Any) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *cell_args: Any, run_cell: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
         # x: [B, 3, H, W] -> logits [B, num_classes]; channels C -> 2C -> 4C, resolution H -> H/2 -> H/4
         x = self.stem(x)
         for layer in self.layers:
-            x = layer(x) if isinstance(layer, ResidualReduction) else layer(x, *cell_args)
+            if isinstance(layer, ResidualReduction):
+                x = layer(x)
+            else:
+                x = run_cell(layer, x, *cell_args) if run_cell is not None else layer(x, *cell_args)
         x = F.relu(self.head_bn(x))
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 

@@ -178,6 +178,11 @@ class SearchCell(RecurrentCell):
 
 class RnnSupernet(LanguageModel, Supernet):
     def __init__(self, cfg: RnnConfig, vocab_size: int, options: SupernetOptions) -> None:
+        if options.checkpoint_cells:
+            raise UserError(
+                "checkpoint_cells=true: the rnn supernet runs its cell once per time step, which is not "
+                "checkpointed; drop the setting on this space"
+            )
         k = options.partial_channels
         if k < 1 or cfg.units % k:
             raise UserError(
