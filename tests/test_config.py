@@ -3,9 +3,11 @@ import math
 import pytest
 
 from nasbench.bounds import FRACTION, OPEN_UNIT, POSITIVE, Bounds
-from nasbench.config import TrainConfig, apply_overrides, parse_set_flags
+from nasbench.config import TrainConfig, apply_overrides, config_from_dict, parse_set_flags
 from nasbench.errors import UserError
+from nasbench.registry import SEARCHERS, SPACES
 from nasbench.spaces.cnn import CnnConfig
+from nasbench.testing import preset_config
 from tests.conftest import tiny_config
 
 
@@ -83,3 +85,17 @@ def test_an_ordered_pair_names_both_values_and_why():
     with pytest.raises(UserError, match="perturb_eps_start=0.5 is above perturb_eps_end=0.3"):
         tiny_config("darts1", "nb201", perturb_eps_start="0.5")
     tiny_config("darts1", "nb201", w_lr_min="0.025", pt_lr_min="none")  # equal ends, and a floor left unset
+
+
+def test_a_stored_configuration_without_a_newer_setting_resumes_with_its_old_behaviour():
+    stored = tiny_config("darts2", "nb201").to_dict()
+    del stored["train"]["hessian_warm_start"], stored["searcher_config"]["virtual_clip"]
+    cfg = config_from_dict(stored, SEARCHERS.get("darts2"), SPACES.get("nb201")())
+    assert TrainConfig().hessian_warm_start  # today's default, which the old run did not have
+    assert cfg.train.hessian_warm_start is False and cfg.searcher_cfg.virtual_clip == "step"
+
+
+def test_the_cpu_study_preset_keeps_the_measurement_it_began_with():
+    cfg = preset_config("darts1", "nb201", "cpu", 0)
+    assert (cfg.train.hessian_tol, cfg.train.hessian_warm_start) == (1e-3, False)
+    assert (TrainConfig().hessian_tol, TrainConfig().hessian_warm_start) == (1e-2, True)
