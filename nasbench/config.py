@@ -70,7 +70,10 @@ class TrainConfig:
     # validation-loss Hessian w.r.t. alpha over the search; here by Lanczos on fixed batches.
     hessian_every: int = 1  # measure after epochs 1, 1 + k, 1 + 2k, ... and the last (RobustDARTS); 0: never
     hessian_batches: int = 1  # fixed (first, unaugmented) architecture-split batches the Hessian is taken on
-    hessian_iters: int = 10  # at most this many Hessian-vector products (Lanczos steps) per measurement
+    # At most this many Hessian-vector products (Lanczos steps) per measurement: a safety stop, the tolerance
+    # sets the cost. 20, since the first measurement of a cnn search (a random start) was 13 % low at 10,
+    # 0.6 % at 15 and exact at 20 (results/benchmarks/README.md); warm-started ones stop at 5-8 on their own.
+    hessian_iters: int = 20
     hessian_tol: float = 1e-2  # stop earlier once the top Ritz pair's residual is below this, relative to it
     # Start each measurement's Lanczos from the previous one's top Ritz vector instead of a random vector. With
     # it, 1e-2 stays within 0.14 % of the exact eigenvalue on RobustDARTS' logged Hessians in 4.6-6.5 products,

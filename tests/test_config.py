@@ -96,6 +96,7 @@ def test_a_stored_configuration_without_a_newer_setting_resumes_with_its_old_beh
 
 
 def test_the_cpu_study_preset_keeps_the_measurement_it_began_with():
-    cfg = preset_config("darts1", "nb201", "cpu", 0)
-    assert (cfg.train.hessian_tol, cfg.train.hessian_warm_start) == (1e-3, False)
-    assert (TrainConfig().hessian_tol, TrainConfig().hessian_warm_start) == (1e-2, True)
+    t = preset_config("darts1", "nb201", "cpu", 0).train
+    assert (t.hessian_tol, t.hessian_warm_start, t.hessian_iters) == (1e-3, False, 10)
+    default = TrainConfig()
+    assert (default.hessian_tol, default.hessian_warm_start, default.hessian_iters) == (1e-2, True, 20)
