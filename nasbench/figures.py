@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noq
 
 from nasbench.plot_cells import plot_alphas, plot_cells, save_figure, space_of  # noqa: E402
 from nasbench.report import EIG_KEY, Report, Row  # noqa: E402
-from nasbench.tables import row_name  # noqa: E402
+from nasbench.tables import distinct_names  # noqa: E402
 
 DIVERGED = 1e12  # a curve value beyond this (e.g. a perplexity of exp(700)) is drawn as a gap
 STYLES = ("-", "--", "-.", ":")
@@ -62,6 +62,7 @@ def draw_rows(ax: Any, rows: list[Row], key: str, ylabel: str) -> int:
     """A mean line and a band from the lowest to the highest seed per row on ``ax``; returns the number of
     diverged values."""
     diverged, drawn = 0, []
+    names = distinct_names(rows)
     for i, row in enumerate(rows):
         found = series(row, key)
         if found is None:
@@ -70,7 +71,7 @@ def draw_rows(ax: Any, rows: list[Row], key: str, ylabel: str) -> int:
         diverged += lost
         color, style = plt.get_cmap("tab10")(i % 10), STYLES[(i // 10) % len(STYLES)]
         seeds = row.seeds
-        ax.plot(xs, mean, style, color=color, lw=1.6, label=legend_label(row))
+        ax.plot(xs, mean, style, color=color, lw=1.6, label=legend_label(row, names[id(row)]))
         if seeds > 1:
             ax.fill_between(xs, low, high, color=color, alpha=0.12, lw=0)
         drawn.append(mean)
@@ -107,10 +108,11 @@ def plot_curves(rows: list[Row], key: str, ylabel: str, title: str, path: Path) 
     return save_figure(fig, path)
 
 
-def legend_label(row: Row) -> str:
-    """The row's name and seeds in at most 110 characters, wrapped at 55 (the table names long settings in full)."""
+def legend_label(row: Row, name: str) -> str:
+    """The row's ``name`` and seeds in at most 110 characters, wrapped at 55 (the table names long settings in
+    full)."""
     seeds = f" ({row.seeds} seed{'s' if row.seeds != 1 else ''})"
-    return textwrap.fill(textwrap.shorten(row_name(row), 110 - len(seeds), placeholder=" ...") + seeds, 55)
+    return textwrap.fill(textwrap.shorten(name, 110 - len(seeds), placeholder=" ...") + seeds, 55)
 
 
 def plot_study(rows: list[Row], space: str, path: Path) -> Path | None:
@@ -124,7 +126,8 @@ def plot_study(rows: list[Row], space: str, path: Path) -> Path | None:
         ("param_free_share", "parameter-free share of the derived cell"),
         (EIG_KEY, "dominant Hessian eigenvalue"),
     ]
-    lines = max(legend_label(r).count("\n") + 1 for r in measured)
+    names = distinct_names(measured)
+    lines = max(legend_label(r, names[id(r)]).count("\n") + 1 for r in measured)
     legend_rows = math.ceil(len(measured) / 3) * lines
     height = 4.4 + 0.18 * legend_rows
     fig, axes = plt.subplots(1, 3, figsize=(16, height))

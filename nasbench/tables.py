@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -197,16 +198,28 @@ def comparison(rows: list[Row], key: str = "true_test_acc") -> list[tuple[str, s
         id(r): [float(x[key]) for x in (rec.metrics for rec in r.records) if isinstance(x.get(key), (int, float))]
         for r in measured
     }
+    names = distinct_names(rows)
     out = []
     for i, a in enumerate(measured):
         for b in measured[i + 1 :]:
             low, high = bootstrap_difference_ci(np.asarray(values[id(a)]), np.asarray(values[id(b)]))
-            out.append((row_name(a), row_name(b), a.truth[key].mean - b.truth[key].mean, low, high))
+            out.append((names[id(a)], names[id(b)], a.truth[key].mean - b.truth[key].mean, low, high))
     return sorted(out, key=lambda t: -abs(t[2]))
 
 
 def row_name(row: Row) -> str:
     return row.label + (f" ({row.settings})" if row.settings else "")
+
+
+def distinct_names(rows: Sequence[Row]) -> dict[int, str]:
+    """``row_name`` of each row (by ``id``), with its device added where another row has the same name: rows
+    of one method and settings that ran on different machines, which a table keeps apart."""
+    names = [row_name(r) for r in rows]
+    counts = Counter(names)
+    return {
+        id(r): f"{name} [{short_device(r.device)}]" if counts[name] > 1 and r.device else name
+        for r, name in zip(rows, names, strict=True)
+    }
 
 
 def to_markdown(report: Report, chosen: Sequence[str] | None = None) -> str:

@@ -235,10 +235,10 @@ def test_pairwise_differences_come_with_bootstrap_intervals():
     assert 3.0 < low < 4.0 < high < 5.0 and bootstrap_difference_ci([1.0], [1.0]) == (0.0, 0.0)
 
     class FakeRow:
-        def __init__(self, label, values):
+        def __init__(self, label, values, device=""):
             from nasbench.report import summarize
 
-            self.label, self.settings, self.source = label, "", "measured"
+            self.label, self.settings, self.source, self.device = label, "", "measured", device
             self.truth = {"true_test_acc": summarize(values)}
             self.records = [RunRecord("s", "nb201", i, "cpu", {}, {}, "", metrics={"true_test_acc": v})
                             for i, v in enumerate(values)]  # fmt: skip
@@ -247,6 +247,11 @@ def test_pairwise_differences_come_with_bootstrap_intervals():
     pairs = comparison(rows)
     assert [(a, b) for a, b, *_ in pairs] == [("a", "b")]  # c has two seeds: no interval
     assert pairs[0][2] == pytest.approx(4.0)
+    # one method on two machines is two rows: the pair names each by its device
+    amd, intel = "CPU AMD EPYC (1 threads)", "CPU Intel(R) Xeon(R) Processor (1 threads)"
+    machines = [FakeRow("a", [94.0, 94.2, 93.8], amd), FakeRow("a", [90.0, 91.0, 89.0], intel), rows[1]]
+    names = {(a, b) for a, b, *_ in comparison(machines)}
+    assert ("a [EPYC CPU, 1 thr.]", "a [Xeon(R) CPU, 1 thr.]") in names and ("a [EPYC CPU, 1 thr.]", "b") in names
 
 
 def test_a_bad_file_is_named_and_the_rest_still_tabulated(runs, tmp_path):
