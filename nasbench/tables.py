@@ -212,12 +212,13 @@ def row_name(row: Row) -> str:
 
 
 def distinct_names(rows: Sequence[Row]) -> dict[int, str]:
-    """``row_name`` of each row (by ``id``), with its device added where another row has the same name: rows
-    of one method and settings that ran on different machines, which a table keeps apart."""
+    """``row_name`` of each row (by ``id``), with its device added where another row of the same source has the
+    same name: measured rows of one method and settings that ran on different machines, which a table keeps
+    apart. (A published row beside a measured one of the same method is told apart by its source.)"""
     names = [row_name(r) for r in rows]
-    counts = Counter(names)
+    counts = Counter((r.source, name) for r, name in zip(rows, names, strict=True))
     return {
-        id(r): f"{name} [{short_device(r.device)}]" if counts[name] > 1 and r.device else name
+        id(r): f"{name} [{short_device(r.device)}]" if counts[r.source, name] > 1 and r.device else name
         for r, name in zip(rows, names, strict=True)
     }
 

@@ -252,6 +252,10 @@ def test_pairwise_differences_come_with_bootstrap_intervals():
     machines = [FakeRow("a", [94.0, 94.2, 93.8], amd), FakeRow("a", [90.0, 91.0, 89.0], intel), rows[1]]
     names = {(a, b) for a, b, *_ in comparison(machines)}
     assert ("a [EPYC CPU, 1 thr.]", "a [Xeon(R) CPU, 1 thr.]") in names and ("a [EPYC CPU, 1 thr.]", "b") in names
+    published = FakeRow("b", [90.0], "1 GPU")
+    published.source = "published"  # the paper's row of the same method does not make the measured one ambiguous
+    measured = [FakeRow("a", [94.0, 94.2, 93.8], intel), FakeRow("b", [90.0, 91.0, 89.0], intel), published]
+    assert {(a, b) for a, b, *_ in comparison(measured)} == {("a", "b")}
 
 
 def test_a_bad_file_is_named_and_the_rest_still_tabulated(runs, tmp_path):
