@@ -1,6 +1,7 @@
 """Collapse metrics on inputs whose answers are known by hand or by an independent computation."""
 
 import dataclasses
+import json
 import math
 from itertools import islice
 
@@ -167,15 +168,18 @@ def robustdarts_replay(epochs, eigenvalues, last_epoch):
     return None
 
 
+def robustdarts_log(shared_data, log):
+    """The measurements of one of RobustDARTS' logged searches: a dict per line (its epoch, its Hessian "H")."""
+    return [json.loads(line) for line in (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open()]
+
+
 @pytest.mark.parametrize("log", ["s1-cifar10", "s3-svhn"])
 def test_darts_es_on_robustdarts_own_search_logs(log, shared_data):
     """The exact dominant eigenvalue of every Hessian RobustDARTS logged; our rule, asked after every
     measurement, stops where their code's procedure stops and returns the same epoch's genotype."""
-    import json
-
     import numpy as np
 
-    rows = [json.loads(line) for line in (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open()]
+    rows = robustdarts_log(shared_data, log)
     epochs = [row["epoch"] for row in rows]
     eigs = [float(np.linalg.eigvalsh(np.asarray(row["H"], dtype=float)).max()) for row in rows]
     expected = robustdarts_replay(epochs, eigs, last_epoch=epochs[-1])
@@ -217,12 +221,10 @@ def test_early_stop_decision_maps_measurements_to_epochs():
 def test_lanczos_stops_on_the_residual_at_the_exact_eigenvalue_of_robustdarts_hessians(log, shared_data):
     """Every Hessian of both logs, from 3 starting vectors: within 1e-3 of numpy's dominant eigenvalue. Stopping
     when the estimate stopped changing instead left one of them 13.7 % low after 6 products."""
-    import json
-
     import numpy as np
 
-    for line in (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open():
-        hessian = np.asarray(json.loads(line)["H"], dtype=float)
+    for row in robustdarts_log(shared_data, log):
+        hessian = np.asarray(row["H"], dtype=float)
         exact = float(np.linalg.eigvalsh(hessian).max())
         matrix = torch.tensor(hessian, dtype=torch.float64)
         for seed in range(3):
@@ -256,10 +258,7 @@ def test_warm_started_lanczos_tracks_robustdarts_hessians_with_fewer_products(lo
     """Each measurement of a logged search started from the previous one's Ritz vector: at a residual tolerance
     of 1e-2 every estimate is within 1 % of the exact eigenvalue and fewer products are used than from random
     starts, which at that tolerance miss by up to 11 % (s3, measured when the start vector was added)."""
-    import json
-
-    rows = (shared_data / "robustdarts-logs" / log / "derivatives_1.json").open()
-    hessians = [torch.tensor(json.loads(line)["H"], dtype=torch.float64) for line in rows]
+    hessians = [torch.tensor(row["H"], dtype=torch.float64) for row in robustdarts_log(shared_data, log)]
     used = {"warm": 0, "cold": 0}
     start = None
     for index, hessian in enumerate(hessians):
