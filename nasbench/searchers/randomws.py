@@ -98,9 +98,8 @@ class RandomWeightSharing(Searcher):
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
         t = cfg.train
-        self.supernet = space.supernet(cfg.space_cfg, data, SupernetOptions(checkpoint_cells=t.checkpoint_cells)).to(
-            device
-        )
+        options = SupernetOptions(checkpoint_cells=t.checkpoint_cells)
+        self.supernet = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.supernet.weight_parameters()
         self.w_opt = weight_sgd(self.weights, t, t.w_lr)
         drawn_ops = space.ops if space.dataset == "cifar10" else None  # CIFAR-10: none included, as their code
