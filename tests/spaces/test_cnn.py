@@ -13,7 +13,7 @@ from nasbench.spaces.cnn import PUBLISHED, CnnConfig, CnnSpace, CnnSupernet
 from nasbench.spaces.cnn_cells import POOLS, MixedOp, SearchCell, SharedPools, scaled_batch_norm
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import CellMix, Mixer, channel_shuffle
-from nasbench.spaces.ops import CNN_OP_NAMES
+from nasbench.spaces.ops import CNN_OP_NAMES, FactorizedReduce
 
 
 def small_supernet(**options):
@@ -261,3 +261,25 @@ def test_a_supernet_built_without_the_auxiliary_skip_refuses_one():
     net = small_supernet(mixer=AuxSkipMixer(Mixer(), 0.5))
     with pytest.raises(ValueError, match="aux_skip=True"):
         net(torch.randn(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("channels", [4, 8])
+def test_factorized_reduce_is_two_offset_strided_convolutions_in_either_memory_format(channels):
+    """Checked against F.conv2d with stride 2 on NCHW tensors, values and gradients; at 4 channels in
+    channels-last the layer takes its indexed path (oneDNN's strided 1x1 input gradient corrupts the heap
+    there on AVX2 CPUs, which would end this process)."""
+    torch.manual_seed(0)
+    layer = FactorizedReduce(channels, 4, affine=False)
+    x = torch.randn(8, channels, 16, 16)  # a shape that crashed there
+    probe = torch.randn(8, 4, 8, 8)
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = layer(x_cl)
+    (grad_x, grad_w) = torch.autograd.grad((out * probe).sum(), (x_cl, layer.conv_a.weight))
+    x_ref = x.clone().requires_grad_()
+    a = F.conv2d(x_ref, layer.conv_a.weight, stride=2)
+    b = F.conv2d(x_ref[:, :, 1:, 1:], layer.conv_b.weight, stride=2)
+    y = torch.cat([a, b], 1)
+    expected = (y - y.mean((0, 2, 3), keepdim=True)) / torch.sqrt(y.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    want_x, want_w = torch.autograd.grad((expected * probe).sum(), (x_ref, layer.conv_a.weight))
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(grad_x, want_x, atol=1e-5) and torch.allclose(grad_w, want_w, atol=1e-5)
