@@ -91,10 +91,12 @@ class CnnSupernet(ImageClassifier, Supernet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 3, 32, 32] -> logits [B, num_classes]
         mix = {cell: self.mixing(cell) for cell in CELLS}
-        s0 = s1 = self.stem(x)
+        out = self.stem(x)
+        r0 = r1 = F.relu(out)  # each output feeds the next two cells, which both start with its ReLU
         for layer in self.cells:
-            s0, s1 = s1, self.run_cell(layer, s0, s1, mix["reduce" if layer.reduction else "normal"])
-        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+            out = self.run_cell(layer, r0, r1, mix["reduce" if layer.reduction else "normal"])
+            r0, r1 = r1, F.relu(out)
+        return self.classifier(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
     def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
         """DARTS' rule (sec. 2.4): per node the two strongest incoming edges, each with its best op but none."""

@@ -60,32 +60,30 @@ class SharedPools(nn.Module):
 
 
 class MixedOp(nn.Module):
-    """One edge: sum over ops of w_o * o(x), as its row of the ``CellMix`` says. ``none`` adds zeros and is not
-    computed; the pooling ops' results come from the source node's ``SharedPools``.
+    """One edge over the channels it mixes: sum over ops of w_o * o(x), as its row of the ``CellMix`` says.
+    ``none`` adds zeros and is not computed; the pooling ops' results come from the source node's
+    ``SharedPools``.
 
-    In a supernet built with partial channels (PC-DARTS, sec. 3.2) only the first C/K channels go through
-    the ops; the rest bypass them (max-pooled on stride-2 edges) and a channel shuffle mixes the two parts.
-    With ``aux_skip`` the edge also adds ``CellMix.aux_skip`` times a skip of the mixed channels outside its
-    ops: the identity, or on a stride-2 edge a FactorizedReduce of its own (DARTS-' ``model_search.py``, which
-    builds it before the ops).
+    In a supernet built with partial channels (PC-DARTS, sec. 3.2) the cell hands each edge only the first
+    C/K channels of its source; the bypass of the other channels and the channel shuffle are the cell's
+    (``SearchCell``), once per node. With ``aux_skip`` the edge also adds ``CellMix.aux_skip`` times a skip of
+    its input outside its ops: the identity, or on a stride-2 edge a FactorizedReduce of its own (DARTS-'
+    ``model_search.py``, which builds it before the ops).
     """
 
     def __init__(
         self,
         channels: int,
         stride: int,
-        partial: int,
         ops: Sequence[str] = CNN_OP_NAMES,
         allowed: Sequence[str] = (),
         aux_skip: bool = False,
     ) -> None:
-        # ops: the cell's op columns; allowed: the ops this edge mixes (empty: all of them)
+        # channels: the width the edge mixes (C/K with partial channels); ops: the cell's op columns;
+        # allowed: the ops this edge mixes (empty: all of them)
         super().__init__()
         self.stride, self.op_columns = stride, tuple(ops)
-        self.channels = PartialChannels(channels, partial)
-        self.aux_reduce = (
-            FactorizedReduce(self.channels.mixed, self.channels.mixed, False) if aux_skip and stride == 2 else None
-        )
+        self.aux_reduce = FactorizedReduce(channels, channels, False) if aux_skip and stride == 2 else None
         self.has_aux_skip = aux_skip
         mixed = [op for op in ops if not allowed or op in allowed]
         self.names = [op for op in mixed if op != "none" and op not in POOLS]
@@ -97,7 +95,7 @@ class MixedOp(nn.Module):
             "pool_columns", torch.tensor([ops.index(op) for op in self.pool_names], dtype=torch.long), False
         )
         self.relu_input = [takes_relu(op, stride) for op in self.names]
-        self.ops = nn.ModuleList(CNN_OPS[name].build(self.channels.mixed, stride, False) for name in self.names)
+        self.ops = nn.ModuleList(CNN_OPS[name].build(channels, stride, False) for name in self.names)
 
     def forward(
         self,
@@ -109,20 +107,19 @@ class MixedOp(nn.Module):
         edge_scale: torch.Tensor | None,
         aux_skip: float = 0.0,
     ) -> torch.Tensor | None:
-        # x, x_relu: [B, C, H, W]; pooled: the source's SharedPools output (the pools ``active`` needs);
-        # weights: [n_ops] over all ops, or None (weight 1); active: op columns to compute, None: all;
-        # edge_scale: a 0-dim factor on the edge's output, or None. The factor scales the op weights and the
-        # bypassed channels rather than the edge's output: the same value, without keeping that output (a
-        # full-width tensor per edge) for the backward. aux_skip: the auxiliary skip's weight (0: none).
-        # None when nothing of the edge is computed.
-        part, part_relu = self.channels.part(x), self.channels.part(x_relu)
+        # x, x_relu: [B, c, H, W], the channels this edge mixes and their ReLU; pooled: the source's
+        # SharedPools output (the pools ``active`` needs); weights: [n_ops] over all ops, or None (weight 1);
+        # active: op columns to compute, None: all; edge_scale: a 0-dim factor on the edge's output, or None.
+        # The factor scales the op weights rather than the edge's output: the same value, without keeping
+        # that output for the backward. aux_skip: the auxiliary skip's weight (0: none).
+        # -> [B, c, H/stride, W/stride], or None when nothing of the edge is computed.
         if weights is not None and edge_scale is not None:
             weights = weights * edge_scale
         w = None if weights is None else weights[self.columns]
         w_pool = None if weights is None else weights[self.pool_columns]
         wanted = None if active is None else set(active)
         terms = [
-            self._weighted(op, part_relu if relu else part, None if w is None else w[i])
+            self._weighted(op, x_relu if relu else x, None if w is None else w[i])
             for i, (op, relu) in enumerate(zip(self.ops, self.relu_input))
             if wanted is None or self.op_columns.index(self.names[i]) in wanted
         ]
@@ -136,7 +133,7 @@ class MixedOp(nn.Module):
                 raise ValueError(
                     "a mix with an auxiliary skip needs a supernet built with SupernetOptions(aux_skip=True)"
                 )
-            skip = part if self.aux_reduce is None else self.aux_reduce(part_relu)
+            skip = x if self.aux_reduce is None else self.aux_reduce(x_relu)
             scale = aux_skip if weights is None or edge_scale is None else aux_skip * edge_scale
             terms.append(scale * skip)
         if not terms:
@@ -144,7 +141,7 @@ class MixedOp(nn.Module):
         out = cast(torch.Tensor, sum(terms))
         if weights is None and edge_scale is not None:  # unweighted ops: the factor applies to their sum
             out = edge_scale * out
-        return self._join(out, x, edge_scale)
+        return out
 
     @staticmethod
     def _weighted(op: nn.Module, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -157,19 +154,17 @@ class MixedOp(nn.Module):
             return scaled_batch_norm(op[-1], op[:-1](x), weight)
         return weight * op(x)
 
-    def _join(self, out: torch.Tensor, x: torch.Tensor, edge_scale: torch.Tensor | None) -> torch.Tensor:
-        # out: the mixed channels' result; x: the edge input, whose other channels bypass the ops
-        if self.channels.k == 1:
-            return out
-        rest = self.channels.rest(x)
-        if self.stride == 2:
-            rest = F.max_pool2d(rest, 2, 2)
-        if edge_scale is not None:
-            rest = edge_scale * rest
-        return self.channels.join(out, rest)
-
 
 class SearchCell(nn.Module):
+    """A search cell over the ReLUs of the two previous cells' outputs (every input of a DARTS cell starts
+    with ReLU-conv-BN, and each cell's output feeds the next two cells: the network applies that ReLU once).
+
+    Each node that edges leave is prepared once for all of them: the channels the edges mix and their ReLU,
+    the shared pools, and with partial channels the bypassed rest (max-pooled where the edges have stride 2).
+    A node is then shuffle(concat(sum of its edges' mixed parts, sum of their bypassed rests)): the sum of
+    each edge's own shuffled concatenation, as PC-DARTS computes it, with one concatenation and shuffle per
+    node instead of one per edge, and one pooled rest per source instead of one per edge."""
+
     def __init__(
         self,
         nodes: int,
@@ -186,47 +181,70 @@ class SearchCell(nn.Module):
         # aux_skip: whether edges carry DARTS-' auxiliary skip (``MixedOp``)
         super().__init__()
         self.nodes, self.reduction = nodes, reduction
-        self.mixed_channels = c // partial
+        self.channels = PartialChannels(c, partial)
         self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else conv_bn(c_pp, c, 1, 1, 0, False)
         self.pre1 = conv_bn(c_p, c, 1, 1, 0, False)
         self.pairs = edge_index(N_INPUTS, nodes)
         ops = spec.ops if spec is not None else CNN_OP_NAMES
         allowed = [[ops[k] for k in cols] for cols in spec.allowed] if spec is not None and spec.allowed else None
         self.edges = nn.ModuleList(
-            MixedOp(c, self._stride(src), partial, ops, allowed[row] if allowed else (), aux_skip)
+            MixedOp(self.channels.mixed, self._stride(src), ops, allowed[row] if allowed else (), aux_skip)
             for row, (src, _) in enumerate(self.pairs)
         )
         # one per node with outgoing edges: the inputs and every intermediate node but the last
         self.pools = nn.ModuleList(
-            SharedPools(self.mixed_channels, self._stride(src)) for src in range(N_INPUTS + nodes - 1)
+            SharedPools(self.channels.mixed, self._stride(src)) for src in range(N_INPUTS + nodes - 1)
         )
 
     def _stride(self, src: int) -> int:
         return 2 if self.reduction and src < N_INPUTS else 1
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, mix: CellMix) -> torch.Tensor:
-        # mix: this cell type's CellMix over its len(pairs) edges
-        states = [self.pre0(F.relu(s0)), self.pre1(F.relu(s1))]
-        relus = [F.relu(s) for s in states]  # once per node, shared by every op on every outgoing edge
-        pooled = [self._pools(src, states[src], mix) for src in range(N_INPUTS)]
+    def forward(self, r0: torch.Tensor, r1: torch.Tensor, mix: CellMix) -> torch.Tensor:
+        # r0, r1: relu of the outputs of the cells two back and one back; mix: this cell type's CellMix over
+        # its len(pairs) edges
+        states = [self.pre0(r0), self.pre1(r1)]
+        sources = [self._source(src, states[src], mix) for src in range(N_INPUTS)]
         row = 0
         for dst in range(N_INPUTS, N_INPUTS + self.nodes):
-            terms = []
+            mixed, bypassed = [], []
             for src in range(dst):
+                part, part_relu, pooled, rest = sources[src]
                 weights, active = mix.row(row)
                 scale = None if mix.edge_scale is None else mix.edge_scale[row]
-                y = self.edges[row](states[src], relus[src], pooled[src], weights, active, scale, mix.aux_skip)
+                y = self.edges[row](part, part_relu, pooled, weights, active, scale, mix.aux_skip)
                 if y is not None:
-                    terms.append(y)
+                    mixed.append(y)
+                    if rest is not None:
+                        bypassed.append(rest if scale is None else scale * rest)
                 row += 1
-            node = sum(terms) if terms else self._zeros(states[0])
+            node = self._node(mixed, bypassed, states[0])
             if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
                 node = node + mix.bias[row - dst : row].sum()
             states.append(node)
             if dst < N_INPUTS + self.nodes - 1:
-                relus.append(F.relu(states[-1]))
-                pooled.append(self._pools(dst, states[-1], mix))
+                sources.append(self._source(dst, node, mix))
         return torch.cat(states[N_INPUTS:], dim=1)
+
+    def _source(
+        self, src: int, state: torch.Tensor, mix: CellMix
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """What every edge leaving ``src`` reads: the channels they mix, their ReLU, the shared pools, and
+        with partial channels the bypassed rest (reduced as the edges' stride needs; None without)."""
+        part = self.channels.part(state)
+        rest = None
+        if self.channels.k > 1:
+            rest = self.channels.rest(state)
+            if self._stride(src) == 2:
+                rest = F.max_pool2d(rest, 2, 2)
+        return part, F.relu(part), self._pools(src, part, mix), rest
+
+    def _node(self, mixed: list[torch.Tensor], bypassed: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """The sum of a node's computed edges: their mixed parts, and with partial channels their bypassed
+        rests, concatenated and shuffled once."""
+        if not mixed:
+            return self._zeros(like)
+        out = cast(torch.Tensor, sum(mixed))
+        return self.channels.join(out, cast(torch.Tensor, sum(bypassed))) if bypassed else out
 
     def _zeros(self, state: torch.Tensor) -> torch.Tensor:
         """A node none of whose incoming edges is computed (every one ``none`` or off the path)."""
@@ -234,7 +252,7 @@ class SearchCell(nn.Module):
         s = 2 if self.reduction else 1
         return state.new_zeros(b, c, -(-h // s), -(-w // s))
 
-    def _pools(self, src: int, state: torch.Tensor, mix: CellMix) -> dict[str, torch.Tensor]:
+    def _pools(self, src: int, part: torch.Tensor, mix: CellMix) -> dict[str, torch.Tensor]:
         """The pooled results edges leaving ``src`` need: both pools when every op is computed, else those
         that some edge from ``src`` computes."""
         leaving = [row for row, (s, _) in enumerate(self.pairs) if s == src]
@@ -244,4 +262,4 @@ class SearchCell(nn.Module):
             columns = cast(MixedOp, self.edges[leaving[0]]).op_columns
             wanted = {c for row in leaving for c in mix.active[row]}
             names = [name for name in names if columns.index(name) in wanted]
-        return self.pools[src](state[:, : self.mixed_channels], names) if names else {}
+        return self.pools[src](part, names) if names else {}

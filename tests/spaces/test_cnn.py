@@ -10,7 +10,7 @@ from nasbench.genotype import edge_index
 from nasbench.searchers.mixers import AuxSkipMixer, EdgeNormalizedMixer, grouped_softmax
 from nasbench.spaces.base import SupernetOptions
 from nasbench.spaces.cnn import PUBLISHED, CnnConfig, CnnSpace, CnnSupernet
-from nasbench.spaces.cnn_cells import POOLS, MixedOp, SearchCell, SharedPools, scaled_batch_norm
+from nasbench.spaces.cnn_cells import MixedOp, SearchCell, SharedPools, scaled_batch_norm
 from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.mixing import CellMix, Mixer, channel_shuffle
 from nasbench.spaces.ops import CNN_OP_NAMES, FactorizedReduce
@@ -44,7 +44,7 @@ def test_cell_is_the_softmax_mixture_of_its_ops_with_each_edge_pooling_its_own_i
     cell = SearchCell(nodes=3, c_pp=4, c_p=4, c=4, reduction=True, reduction_prev=False, partial=1)
     s0, s1 = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
-    out = cell(s0, s1, CellMix(weights))
+    out = cell(torch.relu(s0), torch.relu(s1), CellMix(weights))  # the network hands a cell its inputs' ReLU
     states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
     for dst in range(2, 5):
         node = torch.zeros(())
@@ -99,14 +99,20 @@ def test_alpha_of_none_still_gets_its_gradient():
 
 
 def test_partial_channels_mix_a_quarter_and_shuffle():
+    """With skip_connect alone on every edge of a normal cell, each edge passes its source whole (the mixed
+    quarter through the op, the rest bypassing it) and shuffled: node = shuffle(sum of its sources)."""
     torch.manual_seed(0)
-    mixed = MixedOp(8, stride=1, partial=4)
-    assert mixed.channels.mixed == 2
-    x = torch.randn(1, 8, 4, 4)
-    w = torch.zeros(len(CNN_OP_NAMES))
-    w[CNN_OP_NAMES.index("skip_connect")] = 1.0  # identity on the mixed part: output is a shuffle of x
-    out = mixed(x, torch.relu(x), {name: torch.randn(1, 2, 4, 4) for name in POOLS}, w, None, None)
-    assert torch.equal(out, channel_shuffle(x, 4))
+    cell = SearchCell(nodes=2, c_pp=8, c_p=8, c=8, reduction=False, reduction_prev=False, partial=4)
+    norms = [m for edge in cell.edges for m in edge.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert cell.channels.mixed == 2 and norms and all(bn.num_features == 2 for bn in norms)  # ops on a quarter
+    r0, r1 = torch.randn(1, 8, 4, 4).relu(), torch.randn(1, 8, 4, 4).relu()
+    w = torch.zeros(len(cell.pairs), len(CNN_OP_NAMES))
+    w[:, CNN_OP_NAMES.index("skip_connect")] = 1.0
+    out = cell(r0, r1, CellMix(w))
+    s0, s1 = cell.pre0(r0), cell.pre1(r1)
+    node2 = channel_shuffle(s0 + s1, 4)
+    node3 = channel_shuffle(s0 + s1 + node2, 4)
+    assert torch.allclose(out, torch.cat([node2, node3], dim=1), atol=1e-6)
 
 
 def test_channel_shuffle_interleaves_groups():
@@ -186,23 +192,29 @@ def test_discrete_network_loss_adds_the_weighted_auxiliary_loss():
     assert int(scores["count"]) == 3 and 0 <= int(scores["correct"]) <= 3
 
 
-def test_edge_weight_inside_the_edge_equals_scaling_its_output():
-    """PC-DARTS' edge weight scales the op weights and the bypassed channels; the result must equal e * edge(x)."""
+def test_the_cell_is_pc_darts_per_edge_mixture_scaled_by_each_edge_weight():
+    """PC-DARTS computes each edge as shuffle(concat(ops on the first C/K channels, the rest max-pooled on a
+    stride-2 edge)) and scales it by its edge weight; the cell scales the op weights and the bypassed
+    channels instead and concatenates and shuffles once per node. Both must give the same values and
+    gradients."""
     torch.manual_seed(0)
     cell = SearchCell(nodes=2, c_pp=8, c_p=8, c=8, reduction=True, reduction_prev=False, partial=4)
     s0, s1 = torch.randn(2, 8, 8, 8), torch.randn(2, 8, 8, 8)
     weights = torch.softmax(torch.randn(len(cell.pairs), len(CNN_OP_NAMES)), -1).requires_grad_()
     beta = torch.randn(len(cell.pairs), requires_grad=True)
     edge_weights = grouped_softmax(beta, [d for _, d in cell.pairs])
-    out = cell(s0, s1, CellMix(weights, edge_scale=edge_weights))
+    out = cell(torch.relu(s0), torch.relu(s1), CellMix(weights, edge_scale=edge_weights))
     states = [cell.pre0(torch.relu(s0)), cell.pre1(torch.relu(s1))]
     for dst in (2, 3):
         node = torch.zeros(())
         for src in range(dst):
             row = cell.pairs.index((src, dst))
             x = states[src]
-            pooled = cell.pools[src](x[:, : cell.mixed_channels])
-            node = node + edge_weights[row] * cell.edges[row](x, torch.relu(x), pooled, weights[row], None, None)
+            part, rest = x[:, :2], x[:, 2:]
+            mixed = cell.edges[row](part, torch.relu(part), cell.pools[src](part), weights[row], None, None)
+            if src < 2:  # the reduction cell's stride-2 edges
+                rest = F.max_pool2d(rest, 2, 2)
+            node = node + edge_weights[row] * channel_shuffle(torch.cat([mixed, rest], dim=1), 4)
         states.append(node)
     expected = torch.cat(states[2:], dim=1)
     assert torch.allclose(out, expected, atol=1e-5)
@@ -216,7 +228,7 @@ def test_the_auxiliary_skip_is_the_identity_or_a_reduction_of_its_own():
     """DARTS-' auxiliary skip: beta * x on a stride-1 edge; on a stride-2 edge beta times a FactorizedReduce
     that is not the skip op's, recomputed here from its convolutions and a batch norm by hand."""
     torch.manual_seed(0)
-    edges = {s: MixedOp(4, s, 1, aux_skip=True) for s in (1, 2)}
+    edges = {s: MixedOp(4, s, aux_skip=True) for s in (1, 2)}
     x = torch.randn(2, 4, 8, 8)
     w = torch.softmax(torch.randn(len(CNN_OP_NAMES)), -1)
     for stride, edge in edges.items():
