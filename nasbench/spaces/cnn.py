@@ -93,9 +93,11 @@ class CnnSupernet(ImageClassifier, Supernet):
         mix = {cell: self.mixing(cell) for cell in CELLS}
         out = self.stem(x)
         r0 = r1 = F.relu(out)  # each output feeds the next two cells, which both start with its ReLU
-        for layer in self.cells:
+        last = len(self.cells) - 1
+        for i, layer in enumerate(self.cells):
             out = self.run_cell(layer, r0, r1, mix["reduce" if layer.reduction else "normal"])
-            r0, r1 = r1, F.relu(out)
+            if i < last:  # the classifier reads the last output itself
+                r0, r1 = r1, F.relu(out)
         return self.classifier(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
     def derive(self, strengths: dict[str, torch.Tensor]) -> Genotype:
