@@ -9,6 +9,7 @@ from nasbench.config import resolve_config
 from nasbench.metrics.flops import forward_mult_adds
 from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
+from nasbench.runner import search_autocast
 from nasbench.searchers.base import Searcher
 from nasbench.searchers.mixers import PathMixer
 from nasbench.searchers.random import RandomSearch
@@ -86,7 +87,12 @@ def step_benchmark(benchmark, key, searcher, space, preset, device, matmul_gflop
         s.step(train, val)  # builds the first sample's network, whose size the multiply-adds need
     macs = forward_macs(s, train) * PASSES[passes or searcher]
     samples = batch_samples(train) + (batch_samples(val) if val is not None else 0)
-    measure(benchmark, key, lambda: s.step(train, val), device, matmul_gflops, macs, rounds, samples=samples)
+
+    def step() -> None:
+        with search_autocast(s.cfg.train.autocast, device):  # as the runner steps: under the autocast setting
+            s.step(train, val)
+
+    measure(benchmark, key, step, device, matmul_gflops, macs, rounds, samples=samples)
 
 
 SMALL = [(s, p) for s in SEARCHERS.names() for p in SPACES.names()]
@@ -103,6 +109,29 @@ def test_search_step_paper_shape(benchmark, searcher, device, matmul_gflops):
     """Batch 64, 16 channels, 8 cells (Liu et al. 2019, A.1.1), PC-DARTS at the same batch for the memory ratio."""
     step_benchmark(
         benchmark, f"step/{searcher}-cnn-paper", searcher, "cnn", "paper", device, matmul_gflops, 2, batch_size="64"
+    )
+
+
+@pytest.mark.paper_shape
+@pytest.mark.parametrize("searcher", ["darts1", "darts2", "pcdarts"])
+def test_search_step_paper_shape_bf16(benchmark, searcher, device, matmul_gflops):
+    """The same steps under bfloat16 autocast (``autocast=bf16``, meant for GPUs; the multiply-adds and the
+    matmul fraction stay counted against float32)."""
+    if device.type != "cuda":
+        pytest.skip(
+            "bf16 autocast is benchmarked on a GPU only (on a CPU the suite refuses it for channels-last images)"
+        )
+    step_benchmark(
+        benchmark,
+        f"step/{searcher}-cnn-paper-bf16",
+        searcher,
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        batch_size="64",
+        autocast="bf16",
     )
 
 

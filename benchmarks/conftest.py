@@ -129,6 +129,11 @@ def summary() -> dict[str, Any]:
         "checkpointed_over_plain_darts1_peak_mem_paper": _ratio(
             "step/darts1-checkpointed-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),
+        **{
+            f"bf16_over_float32_{s}_{field}_paper": _ratio(f"step/{s}-cnn-paper-bf16", f"step/{s}-cnn-paper", key)
+            for s in ("darts1", "darts2", "pcdarts")
+            for field, key in (("step_time", "median_s"), ("peak_mem", "peak_mem_mib"))
+        },
         "pcdarts_over_darts1_peak_mem_paper_b64": _ratio(
             "step/pcdarts-cnn-paper", "step/darts1-cnn-paper", "peak_mem_mib"
         ),
