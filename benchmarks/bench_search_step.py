@@ -104,34 +104,17 @@ def test_search_step_small(benchmark, searcher, space, device, matmul_gflops):
 
 
 @pytest.mark.paper_shape
+@pytest.mark.parametrize("autocast", ["off", "bf16"])
 @pytest.mark.parametrize("searcher", ["darts1", "darts2", "pcdarts"])
-def test_search_step_paper_shape(benchmark, searcher, device, matmul_gflops):
-    """Batch 64, 16 channels, 8 cells (Liu et al. 2019, A.1.1), PC-DARTS at the same batch for the memory ratio."""
+def test_search_step_paper_shape(benchmark, searcher, autocast, device, matmul_gflops):
+    """Batch 64, 16 channels, 8 cells (Liu et al. 2019, A.1.1), PC-DARTS at the same batch for the memory ratio;
+    in float32 and, on a GPU, under bfloat16 autocast (whose multiply-adds and matmul fraction stay counted
+    against float32)."""
+    if autocast != "off" and device.type != "cuda":
+        pytest.skip(f"autocast={autocast} is benchmarked on a GPU only (the suite refuses it for channels-last images)")
+    key = f"step/{searcher}-cnn-paper" + ("" if autocast == "off" else f"-{autocast}")
     step_benchmark(
-        benchmark, f"step/{searcher}-cnn-paper", searcher, "cnn", "paper", device, matmul_gflops, 2, batch_size="64"
-    )
-
-
-@pytest.mark.paper_shape
-@pytest.mark.parametrize("searcher", ["darts1", "darts2", "pcdarts"])
-def test_search_step_paper_shape_bf16(benchmark, searcher, device, matmul_gflops):
-    """The same steps under bfloat16 autocast (``autocast=bf16``, meant for GPUs; the multiply-adds and the
-    matmul fraction stay counted against float32)."""
-    if device.type != "cuda":
-        pytest.skip(
-            "bf16 autocast is benchmarked on a GPU only (on a CPU the suite refuses it for channels-last images)"
-        )
-    step_benchmark(
-        benchmark,
-        f"step/{searcher}-cnn-paper-bf16",
-        searcher,
-        "cnn",
-        "paper",
-        device,
-        matmul_gflops,
-        2,
-        batch_size="64",
-        autocast="bf16",
+        benchmark, key, searcher, "cnn", "paper", device, matmul_gflops, 2, batch_size="64", autocast=autocast
     )
 
 
