@@ -6,7 +6,8 @@
 #      small presets are left out, a CPU's concern), the file to commit with what it shows;
 #   2. one epoch of darts1 on cnn at the paper preset, end to end, on the built-in data (the device machine
 #      reaches no data set), its record under $OUT/run.
-# Usage: OUT=folder benchmarks/gpu_check.sh (default OUT: /tmp/nasbench-gpu-check). Each part has its own
+# Usage: OUT=folder PYTHON=.venv/bin/python benchmarks/gpu_check.sh, in an environment set up as the README
+# says (PYTHON defaults to python, OUT to /tmp/nasbench-gpu-check). Each part has its own
 # time limit, so that a slow part leaves the other its turn; the summary JSON is copied to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
