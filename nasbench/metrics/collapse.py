@@ -139,13 +139,14 @@ def supernet_hessian_eigenvalue(
     batches = list(batches)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    arch = model.arch_parameters()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), model.differentiating(arch):
 
         def loss_fn() -> torch.Tensor:
             with model.frozen_state():
                 return sum((model.loss(b) for b in batches), torch.zeros((), device=device)) / len(batches)
 
-        top = hessian_eigenvalue(loss_fn, model.arch_parameters(), iters=iters, tol=tol, seed=seed, start=start)
+        top = hessian_eigenvalue(loss_fn, arch, iters=iters, tol=tol, seed=seed, start=start)
     with torch.no_grad():
         for name, b in model.named_buffers():
             b.copy_(buffers[name])

@@ -239,7 +239,8 @@ class DartsSearcher(Searcher):
 
         model.eval()
         try:
-            return adversarial_perturbation(loss_at, weights, self.eps, self.cfg.searcher_cfg.perturb_steps)
+            with model.differentiating([]):  # the attack differentiates the mixing weights alone
+                return adversarial_perturbation(loss_at, weights, self.eps, self.cfg.searcher_cfg.perturb_steps)
         finally:
             model.train()
 
@@ -259,19 +260,21 @@ class DartsSearcher(Searcher):
     def weight_gradient(self, train: Batch) -> torch.Tensor:
         """Set the weights' ``.grad`` to grad_w L_train(w, alpha), alpha as just updated; return the loss."""
         assert self.model is not None
-        loss = self.model.loss(train)
-        loss.backward()
+        with self.model.differentiating(self.weights):
+            loss = self.model.loss(train)
+            loss.backward()
         return loss.detach()
 
     def arch_gradient(self, train: Batch, val: Batch) -> torch.Tensor:
         """Set ``alpha.grad`` to the architecture gradient; return the validation loss.
 
-        First order: d L_val(w, alpha) / d alpha. Only alpha's gradient is asked for, so the backward
-        pass skips every weight gradient it would otherwise compute and discard.
+        First order: d L_val(w, alpha) / d alpha, with the weights out of the graph (``differentiating``).
         """
         assert self.model is not None
-        loss = self.model.loss(val)
-        for alpha, grad in zip(self.alphas, torch.autograd.grad(loss, self.alphas)):
+        with self.model.differentiating(self.alphas):
+            loss = self.model.loss(val)
+            grads = torch.autograd.grad(loss, self.alphas)
+        for alpha, grad in zip(self.alphas, grads):
             alpha.grad = grad
         return loss.detach()
 

@@ -173,9 +173,13 @@ class SecondOrderDarts(DartsSearcher):
         state = self.model.carried_state()
         # Shared, this is the step's real training pass and advances the carried state; otherwise the real
         # weight step makes its own pass later.
-        with contextlib.nullcontext() if share else self.model.frozen_state(), self.seeded_rng(seed):
+        with (
+            contextlib.nullcontext() if share else self.model.frozen_state(),
+            self.seeded_rng(seed),
+            self.model.differentiating(self.weights),
+        ):
             train_loss = self.model.loss(train)
-        raw = torch.autograd.grad(train_loss, self.weights, allow_unused=True, materialize_grads=True)
+            raw = torch.autograd.grad(train_loss, self.weights, allow_unused=True, materialize_grads=True)
         if share:
             self.shared = (list(raw), train_loss.detach())
         rule, max_norm = self.clip_rule(), self.cfg.train.grad_clip

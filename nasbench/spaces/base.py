@@ -140,6 +140,24 @@ class Supernet(Network):
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
+    @contextlib.contextmanager
+    def differentiating(self, params: Sequence[torch.Tensor]) -> Iterator[None]:
+        """Within the context, of this supernet's parameters only ``params`` require grad (the others as they
+        were afterwards). A forward pass then keeps no tensor and a backward pass computes no gradient that
+        only the others would need: the weights' convolution inputs and gradients in a pass for alpha alone,
+        the mixing terms in a pass for the weights alone. Gradients of ``params`` are bit for bit the same.
+        Forward and backward pass both belong inside (a checkpointed cell recomputes its forward pass in the
+        backward one)."""
+        keep = {id(p) for p in params}
+        frozen = [p for p in self.parameters() if p.requires_grad and id(p) not in keep]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
     def mixing(self, cell: str) -> CellMix:
         """This forward pass's mixing of ``cell``'s edges, as the mixer decides."""
         return self.mixer(self, cell)
