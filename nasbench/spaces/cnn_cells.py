@@ -217,7 +217,7 @@ class SearchCell(nn.Module):
                     if rest is not None:
                         bypassed.append(rest if scale is None else scale * rest)
                 row += 1
-            node = self._node(mixed, bypassed, states[0])
+            node = self.channels.node(mixed, bypassed) if mixed else self._zeros(states[0])
             if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
                 node = node + mix.bias[row - dst : row].sum()
             states.append(node)
@@ -237,14 +237,6 @@ class SearchCell(nn.Module):
             if self._stride(src) == 2:
                 rest = F.max_pool2d(rest, 2, 2)
         return part, F.relu(part), self._pools(src, part, mix), rest
-
-    def _node(self, mixed: list[torch.Tensor], bypassed: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        """The sum of a node's computed edges: their mixed parts, and with partial channels their bypassed
-        rests, concatenated and shuffled once."""
-        if not mixed:
-            return self._zeros(like)
-        out = cast(torch.Tensor, sum(mixed))
-        return self.channels.join(out, cast(torch.Tensor, sum(bypassed))) if bypassed else out
 
     def _zeros(self, state: torch.Tensor) -> torch.Tensor:
         """A node none of whose incoming edges is computed (every one ``none`` or off the path)."""

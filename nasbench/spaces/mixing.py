@@ -140,3 +140,10 @@ class PartialChannels:
         concatenated and shuffled: the edge's output."""
         joined = torch.cat([out, rest], dim=self.dim)
         return channel_shuffle(joined, self.k, self.dim) if shuffle else joined
+
+    def node(self, mixed: Sequence[torch.Tensor], bypassed: Sequence[torch.Tensor]) -> torch.Tensor:
+        """A node from its computed edges (at least one): the sum of their mixed parts and, with K > 1, of
+        their bypassed rests, joined once. Concatenation and shuffle are linear, so this is the sum of each
+        edge's own ``join``, with one concatenation and one shuffle per node instead of one per edge."""
+        out = sum(mixed[1:], mixed[0])
+        return out if self.k == 1 else self.join(out, sum(bypassed[1:], bypassed[0]))

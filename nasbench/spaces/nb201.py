@@ -66,7 +66,8 @@ def cell_genotype(edges: Sequence[Edge]) -> Genotype:
 class MixedEdge(nn.Module):
     """One edge: sum over ops of w_o * o(x), as its row of the ``CellMix`` says; ``none`` adds zeros and is not
     computed. In a supernet built with partial channels (PC-DARTS, sec. 3.2) only the first C/K channels go
-    through the ops; the rest bypass them and a channel shuffle mixes the two parts.
+    through the ops, and the edge returns their mixture alone: the cell adds the bypassed rest and shuffles
+    once per node (``PartialChannels.node``).
     """
 
     def __init__(self, c: int, partial: int) -> None:
@@ -81,8 +82,8 @@ class MixedEdge(nn.Module):
     def forward(
         self, x: torch.Tensor, weights: torch.Tensor | None, active: Sequence[int] | None
     ) -> torch.Tensor | None:
-        # x: [B, C, H, W]; weights: [5] over all ops including none, or None (weight 1); active: the op
-        # columns to compute (None: all). None when no op of the edge is computed.
+        # x: [B, C, H, W] -> [B, C/K, H, W]; weights: [5] over all ops including none, or None (weight 1);
+        # active: the op columns to compute (None: all). None when no op of the edge is computed.
         part = self.channels.part(x)
         w = None if weights is None else weights[self.columns]
         wanted = None if active is None else set(active)
@@ -93,13 +94,13 @@ class MixedEdge(nn.Module):
         ]
         if not terms:
             return None
-        out = cast(torch.Tensor, sum(terms))
-        return out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(x))
+        return cast(torch.Tensor, sum(terms))
 
 
 class SearchCell(nn.Module):
     def __init__(self, c: int, partial: int) -> None:
         super().__init__()
+        self.channels = PartialChannels(c, partial)
         self.edges = nn.ModuleList(MixedEdge(c, partial) for _ in PAIRS)
 
     def forward(self, x: torch.Tensor, mix: CellMix) -> torch.Tensor:
@@ -108,14 +109,18 @@ class SearchCell(nn.Module):
         states = [x]
         row = 0
         for dst in range(N_INPUTS, N_NODES):
-            terms = []
+            mixed, bypassed = [], []
             for src in range(dst):
                 weights, active = mix.row(row)
                 y = cast(MixedEdge, self.edges[row])(states[src], weights, active)
                 if y is not None:
-                    terms.append(y if mix.edge_scale is None else mix.edge_scale[row] * y)
+                    scale = None if mix.edge_scale is None else mix.edge_scale[row]
+                    mixed.append(y if scale is None else scale * y)
+                    if self.channels.k > 1:
+                        rest = self.channels.rest(states[src])
+                        bypassed.append(rest if scale is None else scale * rest)
                 row += 1
-            node = sum(terms[1:], terms[0]) if terms else torch.zeros_like(x)
+            node = self.channels.node(mixed, bypassed) if mixed else torch.zeros_like(x)
             if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
                 node = node + mix.bias[row - dst : row].sum()
             states.append(node)
