@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from nasbench.data.streams import SearchData
 from nasbench.errors import UserError
 from nasbench.genotype import Edge, Genotype, derive_top_k, edge_index, format_darts, parse_darts
 from nasbench.spaces.base import SearchSpace, Supernet, SupernetOptions
-from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels, channel_shuffle
+from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels
 from nasbench.spaces.rnn_network import (
     ACTIVATIONS,
     CELL,
@@ -116,15 +116,15 @@ class SearchCell(RecurrentCell):
             n = j + 1  # node j + 1 has an edge from each of nodes 0 .. j
             if w_act is not None:
                 mixed = self._mixture(states, h_mask, j, w_act[:, row : row + n], kept[row : row + n])
+                rest = None if self.channels.k == 1 else self.channels.rest(states)
                 if edge_weights is not None:
                     mixed = mixed * edge_weights[row : row + n]
-                node = mixed.sum(dim=0)
+                    rest = None if rest is None else rest * edge_weights[row : row + n]
+                node = self.channels.node([mixed.sum(dim=0)], [] if rest is None else [rest.sum(dim=0)])
                 if mix.bias is not None:
                     node = node + mix.bias[row : row + n].sum()
             else:
                 node = self._selected(states, h_mask, j, mix, row)
-            if self.channels.k > 1:
-                node = channel_shuffle(node, self.channels.k, dim=-1)
             states = torch.cat([states, self.bn(node)[None]])
             row += n
         return states[1:].mean(dim=0)
@@ -143,15 +143,14 @@ class SearchCell(RecurrentCell):
         c, h = ch.chunk(2, dim=-1)
         acted = (w_act * torch.stack([fn(h) for fn in self.acts])).sum(dim=0)  # [n, B, m]
         # sum_k w_k * highway_k(base) = kept * base + c * (sum_k w_k act_k(h) - kept * base)
-        out = kept * base + torch.sigmoid(c) * (acted - kept * base)
-        return out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(src), shuffle=False)
+        return kept * base + torch.sigmoid(c) * (acted - kept * base)
 
     def _selected(
         self, states: torch.Tensor, h_mask: torch.Tensor | None, j: int, mix: CellMix, row: int
     ) -> torch.Tensor:
         """Node j + 1 from the edges and activations ``mix.active`` names (weight 1 where ``mix.weights`` is
         None); edges with no computed activation add nothing."""
-        terms = []
+        mixed, bypassed = [], []
         for src in range(j + 1):
             weights, active = mix.row(row + src)
             cols = [c for c in (self.act_columns if active is None else active) if c in self.act_columns]
@@ -166,11 +165,12 @@ class SearchCell(RecurrentCell):
                 kept = sum(w)
                 acted = sum(wk * ACTIVATIONS[RNN_OP_NAMES[col]](h) for wk, col in zip(w, cols))
                 out = kept * base + torch.sigmoid(c) * (acted - kept * base)
-            out = (
-                out if self.channels.k == 1 else self.channels.join(out, self.channels.rest(states[src]), shuffle=False)
-            )
-            terms.append(out if mix.edge_scale is None else mix.edge_scale[row + src] * out)
-        node = cast(torch.Tensor, sum(terms)) if terms else torch.zeros_like(states[0])
+            scale = None if mix.edge_scale is None else mix.edge_scale[row + src]
+            mixed.append(out if scale is None else scale * out)
+            if self.channels.k > 1:
+                rest = self.channels.rest(states[src])
+                bypassed.append(rest if scale is None else scale * rest)
+        node = self.channels.node(mixed, bypassed) if mixed else torch.zeros_like(states[0])
         if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
             node = node + mix.bias[row : row + j + 1].sum()
         return node

@@ -108,6 +108,19 @@ def test_search_cell_with_one_hot_weights_is_the_genotype_cell():
     assert torch.allclose(search(x, h, None, h_mask, path), discrete(x, h, None, h_mask), atol=1e-6)
 
 
+def test_with_partial_channels_a_single_path_equals_the_one_hot_mixture():
+    torch.manual_seed(0)
+    cell = SearchCell(units=4, nodes=3, partial=2).eval()
+    ops = ["relu", "tanh", "identity", "sigmoid", "relu", "tanh"]  # every edge computed: each passes its rest
+    weights = torch.zeros(6, 5)
+    for row, op in enumerate(ops):
+        weights[row, RNN_OP_NAMES.index(op)] = 1.0
+    x, h = torch.randn(3, 2, 4), torch.randn(2, 4)
+    path = CellMix(None, active=[(RNN_OP_NAMES.index(op),) for op in ops])
+    mixture = cell(x, h, None, None, CellMix(weights))
+    assert torch.allclose(cell(x, h, None, None, path), mixture, atol=1e-6)
+
+
 def test_a_single_path_runs_without_the_architecture_parameters():
     torch.manual_seed(0)
     model = RnnSupernet(TINY, VOCAB, SupernetOptions(partial_channels=2, mixer=EdgeNormalizedMixer()))
