@@ -58,12 +58,13 @@ def test_the_parameters_require_grad_again_after_an_error():
     assert all(p.requires_grad for p in s.model.parameters())
 
 
+@pytest.mark.parametrize("space", ["cnn", "nb201", "rnn"])
 @pytest.mark.parametrize("searcher", ["darts1", "darts2", "sdarts-adv"])
-def test_the_search_is_bit_for_bit_the_same_as_with_every_parameter_in_the_graph(searcher, monkeypatch):
-    _, data, lean = build(searcher, "cnn", seed=3)
+def test_the_search_is_bit_for_bit_the_same_as_with_every_parameter_in_the_graph(searcher, space, monkeypatch):
+    _, data, lean = build(searcher, space, seed=3)
     steps(lean, data, 0, 2)
     monkeypatch.setattr(Supernet, "differentiating", lambda self, params: contextlib.nullcontext())
-    _, data, full = build(searcher, "cnn", seed=3)
+    _, data, full = build(searcher, space, seed=3)
     steps(full, data, 0, 2)
     for (name, a), b in zip(lean.model.state_dict().items(), full.model.state_dict().values()):
-        assert torch.equal(a, b), f"{searcher}: {name} differs"
+        assert torch.equal(a, b), f"{searcher} on {space}: {name} differs"
