@@ -137,8 +137,8 @@ class SearchCell(RecurrentCell):
     def _mixture(
         self, src: torch.Tensor, h_mask: torch.Tensor | None, j: int, w_act: torch.Tensor, kept: torch.Tensor
     ) -> torch.Tensor:
-        """Edges from nodes ``src`` [n, B, D] into node j + 1 -> [n, B, D]: the highway update's sum over the
-        activations weighted by ``w_act`` [4, n, 1, 1] (total ``kept``)."""
+        """Edges from nodes ``src`` [n, B, D] into node j + 1 -> their mixed units [n, B, D/K]: the highway
+        update's sum over the activations weighted by ``w_act`` [4, n, 1, 1] (total ``kept``)."""
         base, ch = self._update(src, h_mask, j)
         c, h = ch.chunk(2, dim=-1)
         acted = (w_act * torch.stack([fn(h) for fn in self.acts])).sum(dim=0)  # [n, B, m]
