@@ -1,11 +1,13 @@
 """A depthwise convolution whose backward pass is itself made of single, differentiable convolutions.
 
-Values and first-order gradients are bit-for-bit those of ``nn.Conv2d(c, c, k, groups=c)``. The
-difference is the *second* derivative: PyTorch's generic double backward of a grouped convolution
-runs one convolution per group (c + 1 calls for a depthwise layer, measured on torch 2.14), which
-makes a Hessian-vector product through the supernet about as costly as four search steps. Here the
-input gradient is written as one grouped transposed convolution and the weight gradient as one
-``convolution_backward`` call, so autograd differentiates those instead.
+Values and weight gradients are bit for bit those of ``nn.Conv2d(c, c, k, groups=c)``; input gradients
+too at stride 2, and at stride 1 equal up to float rounding (another order of summation; within 1e-6
+relative in float32, 1e-15 in float64). PyTorch's generic double backward of a grouped convolution runs
+one convolution per group (c + 1 calls for a depthwise layer, measured on torch 2.14), which makes a
+Hessian-vector product through the supernet about as costly as four search steps. Here the input
+gradient is written as one depthwise convolution with the flipped kernel (stride 1) or one grouped
+transposed convolution (stride 2), and the weight gradient as one ``convolution_backward`` call, so
+autograd differentiates those instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ def _output_padding(
         i - ((o - 1) * s - 2 * p + d * (k - 1) + 1)
         for i, o, s, p, d, k in zip(in_size, out_size, stride, padding, dilation, kernel, strict=True)
     ]
+
+
+def _flipped_padding(weight: torch.Tensor, conf: tuple[Any, ...]) -> list[int] | None:
+    """At stride 1 the input gradient is the convolution of the output gradient with the flipped kernel,
+    padded by dilation * (kernel - 1) - padding: a depthwise forward convolution, for which oneDNN's kernel
+    ran 1.8 to 6.6 times as fast as its transposed one here (2-core CPU, channels-last, the supernets'
+    shapes; ``results/benchmarks/README.md``).
+    That padding, or None where the rule does not apply (a stride above 1, or a padding it would make
+    negative)."""
+    stride, padding, dilation = conf
+    flipped = [d * (k - 1) - p for p, d, k in zip(padding, dilation, weight.shape[2:], strict=True)]
+    return flipped if all(s == 1 for s in stride) and min(flipped) >= 0 else None
 
 
 def _conv(x: torch.Tensor, weight: torch.Tensor, conf: tuple[Any, ...]) -> torch.Tensor:
@@ -61,8 +75,12 @@ class _DepthwiseConv(torch.autograd.Function):
         groups = x.shape[1]
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            extra = _output_padding(tuple(x.shape[2:]), tuple(grad.shape[2:]), weight, ctx.conf)
-            grad_x = F.conv_transpose2d(grad, weight, None, stride, padding, extra, groups, dilation)
+            flipped_padding = _flipped_padding(weight, ctx.conf)
+            if flipped_padding is not None:
+                grad_x = depthwise_conv2d(grad, weight.flip(2, 3), (1, 1), flipped_padding, dilation)
+            else:
+                extra = _output_padding(tuple(x.shape[2:]), tuple(grad.shape[2:]), weight, ctx.conf)
+                grad_x = F.conv_transpose2d(grad, weight, None, stride, padding, extra, groups, dilation)
         if ctx.needs_input_grad[1]:
             grad_w = torch.ops.aten.convolution_backward(
                 grad, x, weight, None, stride, padding, dilation, False, [0, 0], groups, [False, True, False]

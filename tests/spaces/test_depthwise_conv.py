@@ -22,18 +22,24 @@ def pair(kernel, padding, dilation, stride, dtype=torch.float64):
     return ours, native
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize(("kernel", "padding", "dilation"), SHAPES)
 @pytest.mark.parametrize("size", [6, 7])  # an odd size: the strided transpose must add the dropped row back
-def test_values_and_first_gradients_are_bit_identical_to_the_native_conv(kernel, padding, dilation, stride, size):
-    ours, native = pair(kernel, padding, dilation, stride, torch.float32)
-    x = torch.randn(2, 3, size, size).contiguous(memory_format=torch.channels_last).requires_grad_()
+def test_values_and_first_gradients_match_the_native_conv(kernel, padding, dilation, stride, size, dtype):
+    ours, native = pair(kernel, padding, dilation, stride, dtype)
+    x = torch.randn(2, 3, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
     y_ours, y_native = ours(x), native(x)
     grad = torch.randn_like(y_native)
     got = torch.autograd.grad(y_ours, (x, ours.weight), grad)
     want = torch.autograd.grad(y_native, (x, native.weight), grad)
     assert torch.equal(y_ours, y_native)
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert torch.equal(got[1], want[1])
+    if stride == 2:  # the transposed convolution: the native backward's own arithmetic
+        assert torch.equal(got[0], want[0])
+    else:  # the flipped kernel: the same sums in another order
+        tol = 2e-6 if dtype == torch.float32 else 1e-14
+        torch.testing.assert_close(got[0], want[0], rtol=tol, atol=tol * float(want[0].abs().max()))
 
 
 @pytest.mark.parametrize("stride", [1, 2])
