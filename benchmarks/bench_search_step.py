@@ -38,6 +38,12 @@ PASSES = {
     "random": 3,
 }
 PASSES.update(gdas=6, snas=6, drnas=6)
+# The anti-collapse methods change a loss, a derivation or the mixing weights of a first-order step (6);
+# SDARTS-ADV adds its attack: a forward pass before and one after, and a forward and backward per PGD step.
+PASSES.update(
+    dict.fromkeys(("betadarts", "darts-minus", "darts-pt", "fairdarts", "rdarts-l2", "sdarts-rs", "tempered"), 6)
+)
+PASSES["sdarts-adv"] = 6 + 2 + 3 * SEARCHERS.get("sdarts-adv").config_cls().perturb_steps
 
 
 def build(searcher: str, space: str, preset: str, device: torch.device, **sets: str) -> tuple[Searcher, tuple]:
