@@ -1,13 +1,13 @@
 """A depthwise convolution whose backward pass is itself made of single, differentiable convolutions.
 
 Values and weight gradients are bit for bit those of ``nn.Conv2d(c, c, k, groups=c)``; input gradients
-too at stride 2, and at stride 1 equal up to float rounding (another order of summation; within 1e-6
-relative in float32, 1e-15 in float64). PyTorch's generic double backward of a grouped convolution runs
-one convolution per group (c + 1 calls for a depthwise layer, measured on torch 2.14), which makes a
-Hessian-vector product through the supernet about as costly as four search steps. Here the input
-gradient is written as one depthwise convolution with the flipped kernel (stride 1) or one grouped
-transposed convolution (stride 2), and the weight gradient as one ``convolution_backward`` call, so
-autograd differentiates those instead.
+too at stride 2, and at stride 1 equal up to float rounding (another order of summation; within 2e-6
+relative in float32 and 1e-14 in float64, as the tests check). PyTorch's generic double backward of a
+grouped convolution runs one convolution per group (c + 1 calls for a depthwise layer, measured on torch
+2.14), which makes a Hessian-vector product through the supernet about as costly as four search steps.
+Here the input gradient is written as one depthwise convolution with the flipped kernel (stride 1) or
+one grouped transposed convolution (stride 2), and the weight gradient as one ``convolution_backward``
+call, so autograd differentiates those instead.
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ def _output_padding(
 
 
 def _flipped_padding(weight: torch.Tensor, conf: tuple[Any, ...]) -> list[int] | None:
-    """At stride 1 the input gradient is the convolution of the output gradient with the flipped kernel,
-    padded by dilation * (kernel - 1) - padding: a depthwise forward convolution, for which oneDNN's kernel
-    ran 1.8 to 6.6 times as fast as its transposed one here (2-core CPU, channels-last, the supernets'
-    shapes; ``results/benchmarks/README.md``).
-    That padding, or None where the rule does not apply (a stride above 1, or a padding it would make
-    negative)."""
+    """The padding under which the input gradient is a depthwise forward convolution of the output gradient
+    with the flipped kernel: dilation * (kernel - 1) - padding, at stride 1; None where that does not hold
+    (a stride above 1, or a padding the rule would make negative). oneDNN's forward kernel ran 1.8 to 6.6
+    times as fast as its transposed one here (2-core CPU, channels-last, the supernets' shapes;
+    ``results/benchmarks/README.md``)."""
     stride, padding, dilation = conf
     flipped = [d * (k - 1) - p for p, d, k in zip(padding, dilation, weight.shape[2:], strict=True)]
     return flipped if all(s == 1 for s in stride) and min(flipped) >= 0 else None
