@@ -141,6 +141,21 @@ class PartialChannels:
         joined = torch.cat([out, rest], dim=self.dim)
         return channel_shuffle(joined, self.k, self.dim) if shuffle else joined
 
+    def add_edge(
+        self,
+        mixed: list[torch.Tensor],
+        bypassed: list[torch.Tensor],
+        out: torch.Tensor,
+        source: torch.Tensor,
+        scale: torch.Tensor | None,
+    ) -> None:
+        """Add one computed edge of stride 1 to its node's terms for ``node``: its mixed part ``out`` and, with
+        K > 1, the bypassed rest of its ``source``, both times the edge's ``scale`` (None: 1)."""
+        mixed.append(out if scale is None else scale * out)
+        if self.k > 1:
+            rest = self.rest(source)
+            bypassed.append(rest if scale is None else scale * rest)
+
     def node(self, mixed: Sequence[torch.Tensor], bypassed: Sequence[torch.Tensor]) -> torch.Tensor:
         """A node from its computed edges (at least one): the sum of their mixed parts and, with K > 1, of
         their bypassed rests, joined once. Concatenation and shuffle are linear, so this is the sum of each

@@ -109,16 +109,14 @@ class SearchCell(nn.Module):
         states = [x]
         row = 0
         for dst in range(N_INPUTS, N_NODES):
-            mixed, bypassed = [], []
+            mixed: list[torch.Tensor] = []
+            bypassed: list[torch.Tensor] = []
             for src in range(dst):
                 weights, active = mix.row(row)
                 y = cast(MixedEdge, self.edges[row])(states[src], weights, active)
                 if y is not None:
                     scale = None if mix.edge_scale is None else mix.edge_scale[row]
-                    mixed.append(y if scale is None else scale * y)
-                    if self.channels.k > 1:
-                        rest = self.channels.rest(states[src])
-                        bypassed.append(rest if scale is None else scale * rest)
+                    self.channels.add_edge(mixed, bypassed, y, states[src], scale)
                 row += 1
             node = self.channels.node(mixed, bypassed) if mixed else torch.zeros_like(x)
             if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node

@@ -150,7 +150,8 @@ class SearchCell(RecurrentCell):
     ) -> torch.Tensor:
         """Node j + 1 from the edges and activations ``mix.active`` names (weight 1 where ``mix.weights`` is
         None); edges with no computed activation add nothing."""
-        mixed, bypassed = [], []
+        mixed: list[torch.Tensor] = []
+        bypassed: list[torch.Tensor] = []
         for src in range(j + 1):
             weights, active = mix.row(row + src)
             cols = [c for c in (self.act_columns if active is None else active) if c in self.act_columns]
@@ -166,10 +167,7 @@ class SearchCell(RecurrentCell):
                 acted = sum(wk * ACTIVATIONS[RNN_OP_NAMES[col]](h) for wk, col in zip(w, cols))
                 out = kept * base + torch.sigmoid(c) * (acted - kept * base)
             scale = None if mix.edge_scale is None else mix.edge_scale[row + src]
-            mixed.append(out if scale is None else scale * out)
-            if self.channels.k > 1:
-                rest = self.channels.rest(states[src])
-                bypassed.append(rest if scale is None else scale * rest)
+            self.channels.add_edge(mixed, bypassed, out, states[src], scale)
         node = self.channels.node(mixed, bypassed) if mixed else torch.zeros_like(states[0])
         if mix.bias is not None:  # each incoming edge's scalar, broadcast onto the node
             node = node + mix.bias[row : row + j + 1].sum()
