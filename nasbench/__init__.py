@@ -101,13 +101,18 @@ def load_runs(paths: str | Path | Sequence[str | Path], *, epochs: bool = False)
 
 
 def table(
-    runs: Any, fmt: str = "md", columns: Sequence[str] | None = None, group_by: Sequence[str] | None = None
+    runs: Any,
+    fmt: str = "md",
+    columns: Sequence[str] | None = None,
+    group_by: Sequence[str] | None = None,
+    at_epoch: int | None = None,
 ) -> str:
-    """The paper-style tables (``md``, ``tex`` or ``csv``) of paths or of a ``load_runs`` frame."""
+    """The paper-style tables (``md``, ``tex`` or ``csv``) of paths or of a ``load_runs`` frame; with
+    ``at_epoch``, of the searches as if each had stopped after that epoch (``nasbench table --at-epoch``)."""
     from nasbench.frames import report_of_runs
     from nasbench.tables import render
 
-    return render(report_of_runs(runs, group_by), fmt, columns)
+    return render(report_of_runs(runs, group_by, at_epoch), fmt, columns)
 
 
 def plots(runs: Any, out_dir: str | Path, seed: int | None = None) -> list[Path]:

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(GROUP_FIELDS),
         help="what makes a row (default: all of " + ",".join(GROUP_FIELDS) + "); leave some out to pool rows",
     )
+    t.add_argument(
+        "--at-epoch",
+        type=int,
+        metavar="N",
+        help="read every search as if it had stopped after epoch N: the cell derived then, and its cost (another budget)",
+    )
     t.add_argument("--plots", metavar="DIR", help="also save PNG plots (curves over seeds, alphas, cells) here")
     t.add_argument(
         "--plot-seed", type=int, help="draw the alpha and cell plots of this seed only (default: every seed)"
@@ -211,7 +217,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise UserError(f"--plots {args.plots} is a file; name a folder to save the plots in")
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    report = build_report(args.runs, group_by=group_by)
+    report = build_report(args.runs, group_by=group_by, at_epoch=args.at_epoch)
     text = render(report, args.format, columns)
     if args.out:
         out = Path(args.out)

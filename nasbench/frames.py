@@ -46,12 +46,12 @@ def runs_frame(paths: list[str | Path], epochs: bool = False) -> pd.DataFrame:
     return frame
 
 
-def report_of_runs(runs: Any, group_by: Any) -> Report:
+def report_of_runs(runs: Any, group_by: Any, at_epoch: int | None = None) -> Report:
     """A Report from paths (str, Path or a list of them) or from a ``runs_frame`` (its ``record`` column)."""
     group = tuple(group_by) if group_by else GROUP_FIELDS
     if isinstance(runs, pd.DataFrame):
         by_path: dict[Path, Any] = {}
         for path, record in zip(runs["path"], runs["record"]):  # an epochs frame repeats each run
             by_path.setdefault(Path(path), record)
-        return report_of(list(by_path.items()), list(runs.attrs.get("problems", [])), None, group)
-    return build_report([runs] if isinstance(runs, (str, Path)) else list(runs), group_by=group)
+        return report_of(list(by_path.items()), list(runs.attrs.get("problems", [])), None, group, at_epoch)
+    return build_report([runs] if isinstance(runs, (str, Path)) else list(runs), group_by=group, at_epoch=at_epoch)

@@ -28,6 +28,7 @@ from nasbench.published import PUBLISHED, PublishedRow
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.results import STATUSES, RunRecord
 from nasbench.rundir import EVAL_KIND, RECORD, RunFolder
+from nasbench.runner import stopped_after
 
 EIG_KEY = "hessian_eig"  # per-epoch dominant Hessian eigenvalue (collapse metrics)
 SKIP_KEYS = ("skip_count", "skip_count_normal")  # skips in the derived primary cell (the older records' name)
@@ -450,10 +451,11 @@ def build_report(
     paths: Sequence[str | Path],
     published: Sequence[PublishedRow] | None = None,
     group_by: Sequence[str] = GROUP_FIELDS,
+    at_epoch: int | None = None,
 ) -> Report:
     """Load the records under ``paths`` and build one table per space that has a completed search run."""
     loaded, problems = load_records(paths)
-    return report_of(loaded, problems, published, group_by)
+    return report_of(loaded, problems, published, group_by, at_epoch)
 
 
 def report_of(
@@ -461,8 +463,10 @@ def report_of(
     problems: list[str],
     published: Sequence[PublishedRow] | None = None,
     group_by: Sequence[str] = GROUP_FIELDS,
+    at_epoch: int | None = None,
 ) -> Report:
-    """The tables of records already read (each with the path of its file)."""
+    """The tables of records already read (each with the path of its file); with ``at_epoch``, of the searches
+    as if each had stopped after that epoch (``runner.stopped_after``)."""
     unknown = sorted(set(group_by) - set(GROUP_FIELDS))
     if unknown:
         raise UserError(f"--group-by {', '.join(unknown)}: choose from {', '.join(GROUP_FIELDS)}")
@@ -481,6 +485,8 @@ def report_of(
         raise UserError(
             f"no completed search run among the {len(loaded)} record(s) ({', '.join(kinds)}); nothing to tabulate"
         )
+    if at_epoch is not None:
+        completed = [(p, stopped_after(r, at_epoch, metric_kind(r))) for p, r in completed]
     records, duplicates = deduplicate(completed)
     report.records = records
     index = transfer_index(loaded)
@@ -504,7 +510,18 @@ def report_of(
         )
         report.tables[space] = rows
     _remarks(report, group_by, duplicates, left_out, len(loaded) - len(searches))
+    if at_epoch is not None:
+        ended = sum("stopped_after_epoch" not in r.metrics for r in records)
+        report.remarks.insert(0, _truncation_remark(at_epoch, ended))
     return report
+
+
+def _truncation_remark(epoch: int, ended: int) -> str:
+    return (
+        f"--at-epoch {epoch}: every search read as if it had stopped after epoch {epoch}, with the cell derived "
+        f"then (its learning-rate schedules still those of the whole run); {ended} run(s) had ended by then and "
+        "read as they ended; evaluation results are left out; published rows are the papers' full budgets"
+    )
 
 
 def _remarks(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -219,6 +220,23 @@ def returned_genotype(epochs: list[dict[str, Any]], metrics: dict[str, Any], met
         out.update(best_val_epoch=best["epoch"], best_val_genotype=best["genotype"])
         out.update({f"best_val_{k}": v for k, v in best.items() if k.startswith("true_")})
     return out
+
+
+def stopped_after(record: RunRecord, epoch: int, metric: str) -> RunRecord:
+    """A completed search ``record`` read as if the search had stopped after ``epoch`` (from 1): its first
+    ``epoch`` epochs, the genotype derived after the last of them, and the metrics the run would then have
+    had (cost, ground truth, best-validation cell). The learning-rate schedules were still those of the whole
+    run. Results of later evaluations are left out; a run that ended by then is returned as it is."""
+    if epoch < 1:
+        raise UserError(f"a search stops after epoch 1 at the earliest, not after epoch {epoch}")
+    if len(record.epochs) <= epoch:
+        return record
+    epochs = record.epochs[:epoch]
+    copy = dataclasses.replace(record, epochs=epochs, metrics={})
+    copy.metrics = summarize_metrics(copy, str(record.metrics.get("peak_mem_method", "")))
+    copy.metrics.update(returned_genotype(epochs, copy.metrics, metric), stopped_after_epoch=epoch)
+    copy.genotype, copy.genotype_cells = epochs[-1]["genotype"], None
+    return copy
 
 
 def summarize_metrics(record: RunRecord, mem_method: str) -> dict[str, Any]:
