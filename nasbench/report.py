@@ -486,7 +486,7 @@ def report_of(
             f"no completed search run among the {len(loaded)} record(s) ({', '.join(kinds)}); nothing to tabulate"
         )
     if at_epoch is not None:
-        completed = [(p, stopped_after(r, at_epoch, metric_kind(r))) for p, r in completed]
+        completed = _stopped_after(completed, at_epoch, report.problems)
     records, duplicates = deduplicate(completed)
     report.records = records
     index = transfer_index(loaded)
@@ -514,6 +514,21 @@ def report_of(
         ended = sum("stopped_after_epoch" not in r.metrics for r in records)
         report.remarks.insert(0, _truncation_remark(at_epoch, ended))
     return report
+
+
+def _stopped_after(
+    records: list[tuple[Path, RunRecord]], epoch: int, problems: list[str]
+) -> list[tuple[Path, RunRecord]]:
+    """``runner.stopped_after`` of each record; one that cannot be read so is named in ``problems``."""
+    if epoch < 1:
+        raise UserError(f"--at-epoch {epoch}: a search stops after epoch 1 at the earliest")
+    out = []
+    for path, record in records:
+        try:
+            out.append((path, stopped_after(record, epoch, metric_kind(record))))
+        except UserError as err:
+            problems.append(f"{path}: {err}")
+    return out
 
 
 def _truncation_remark(epoch: int, ended: int) -> str:

@@ -232,6 +232,10 @@ def stopped_after(record: RunRecord, epoch: int, metric: str) -> RunRecord:
     if len(record.epochs) <= epoch:
         return record
     epochs = record.epochs[:epoch]
+    for e in epochs:
+        missing = [k for k in ("seconds", "peak_mem_mib", "genotype") if k not in e]
+        if missing:
+            raise UserError(f"epoch {e.get('epoch')} lacks {', '.join(missing)}: cannot read the run at epoch {epoch}")
     copy = dataclasses.replace(record, epochs=epochs, metrics={})
     copy.metrics = summarize_metrics(copy, str(record.metrics.get("peak_mem_method", "")))
     copy.metrics.update(returned_genotype(epochs, copy.metrics, metric), stopped_after_epoch=epoch)

@@ -103,3 +103,14 @@ def test_cli_table_at_epoch(tmp_path: Path, capsys):
     assert "--at-epoch 3: every search read as if it had stopped after epoch 3" in out
     assert main(["table", str(tmp_path / "runs"), "--at-epoch", "0"]) == 2
     assert "epoch 1 at the earliest" in capsys.readouterr().err
+
+
+def test_a_record_whose_epochs_lack_what_the_reading_needs_is_named_and_the_rest_tabulated(tmp_path: Path):
+    nb201_record(0).save(tmp_path / "good" / "record.json")
+    broken = nb201_record(1)
+    del broken.epochs[1]["seconds"]
+    broken.save(tmp_path / "broken" / "record.json")
+    report = build_report([tmp_path], at_epoch=3)
+    [row] = [r for r in report.tables["nb201"] if r.source == "measured"]
+    assert row.seeds == 1 and row.truth["true_test_acc"].mean == 93.0
+    assert any("broken" in p and "epoch 2 lacks seconds" in p for p in report.problems)
