@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--at-epoch",
         type=int,
         metavar="N",
-        help="read every search as if it had stopped after epoch N: the cell derived then, and its cost (another budget)",
+        help="read every search as if it had stopped after epoch N: the cell derived then, its cost (another budget)",
     )
     t.add_argument("--plots", metavar="DIR", help="also save PNG plots (curves over seeds, alphas, cells) here")
     t.add_argument(
