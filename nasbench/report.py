@@ -528,6 +528,8 @@ def _stopped_after(
             out.append((path, stopped_after(record, epoch, metric_kind(record))))
         except UserError as err:
             problems.append(f"{path}: {err}")
+    if not out:
+        raise UserError(f"--at-epoch {epoch}: no completed run can be read so ({'; '.join(problems[-len(records) :])})")
     return out
 
 

@@ -114,3 +114,6 @@ def test_a_record_whose_epochs_lack_what_the_reading_needs_is_named_and_the_rest
     [row] = [r for r in report.tables["nb201"] if r.source == "measured"]
     assert row.seeds == 1 and row.truth["true_test_acc"].mean == 93.0
     assert any("broken" in p and "epoch 2 lacks seconds" in p for p in report.problems)
+    (tmp_path / "good" / "record.json").unlink()
+    with pytest.raises(UserError, match="no completed run can be read so .*epoch 2 lacks seconds"):
+        build_report([tmp_path], at_epoch=3)
