@@ -522,14 +522,15 @@ def _stopped_after(
     """``runner.stopped_after`` of each record; one that cannot be read so is named in ``problems``."""
     if epoch < 1:
         raise UserError(f"--at-epoch {epoch}: a search stops after epoch 1 at the earliest")
-    out = []
+    out, unreadable = [], []
     for path, record in records:
         try:
             out.append((path, stopped_after(record, epoch, metric_kind(record))))
         except UserError as err:
-            problems.append(f"{path}: {err}")
+            unreadable.append(f"{path}: {err}")
     if not out:
-        raise UserError(f"--at-epoch {epoch}: no completed run can be read so ({'; '.join(problems[-len(records) :])})")
+        raise UserError(f"--at-epoch {epoch}: no completed run can be read so ({'; '.join(unreadable)})")
+    problems.extend(unreadable)
     return out
 
 
