@@ -152,6 +152,20 @@ class Holder:
         return f"process {self.pid} on {self.host} since {self.since} ({self.command})"
 
 
+def _read_holder(lock_file: io.TextIOWrapper, patience_s: float = 2.0) -> Holder | None:
+    """The identity a lock's holder writes into the lock file just after taking the lock; a reader that comes
+    in between sees an empty file, so it reads again for up to ``patience_s`` before giving up."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        lock_file.seek(0)
+        try:
+            return Holder(**json.loads(lock_file.read()))
+        except (TypeError, ValueError):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+
 class RunFolder:
     """One run's folder: its files, its lock, and its saves."""
 
@@ -181,10 +195,7 @@ class RunFolder:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                try:
-                    return Holder(**json.loads(f.read() or "{}"))
-                except (TypeError, ValueError):
-                    return Holder(-1, "?", "?", "unknown")
+                return _read_holder(f) or Holder(-1, "?", "?", "unknown")
             fcntl.flock(f, fcntl.LOCK_UN)
         return None
 
@@ -217,14 +228,11 @@ class RunFolder:
                         raise
                     time.sleep(0.1)
         except BlockingIOError:
-            f.seek(0)
-            text = f.read()
+            holder = _read_holder(f)
             f.close()
-            try:
-                holder: Holder | str = Holder(**json.loads(text))
-            except (TypeError, ValueError):
-                holder = "another process"
-            raise FolderBusy(f"{self.path} is in use by {holder}; wait for it to finish or stop it") from None
+            raise FolderBusy(
+                f"{self.path} is in use by {holder or 'another process'}; wait for it to finish or stop it"
+            ) from None
         try:
             with writing(self.path / LOCK):
                 f.seek(0)

@@ -118,6 +118,32 @@ def test_a_second_process_is_refused_with_the_holder_named(held_folder):
     assert RunFolder(folder).holder().pid == proc.pid
 
 
+SLOW_TO_NAME_ITSELF = """
+import fcntl, json, sys, time
+with open(sys.argv[1], "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(0.5)  # the window between taking the lock and writing who holds it, widened
+    f.write(json.dumps({"pid": 4242, "host": "h", "since": "now", "command": "late-writer"}))
+    f.flush()
+    time.sleep(60)
+"""
+
+
+def test_a_refusal_in_the_moment_before_the_holder_names_itself_still_names_it(tmp_path):
+    """Two resumers raced this way in CI: the second read the lock file before the first had written into it."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_TO_NAME_ITSELF, str(folder / LOCK)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"locked"
+        with pytest.raises(FolderBusy, match="in use by process 4242 on h since now"):
+            RunFolder(folder).lock("second").__enter__()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_refused_job_leaves_the_holders_new_folder_alone(held_folder):
     """The holder has only its lock in the folder yet (set-up); a second job refused there must not clean the
     folder up as if its own set-up had failed (two sweeps on one folder lost a cell that way)."""
