@@ -30,10 +30,6 @@ RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
 SUMMARY: dict[str, dict[str, Any]] = {}  # benchmark id -> its extra_info and median seconds
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "paper_shape: the papers' supernet shape (tens of seconds per step on a CPU)")
-
-
 @pytest.fixture(scope="session")
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
