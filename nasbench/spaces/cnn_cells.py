@@ -13,6 +13,7 @@ from torch import nn
 from nasbench.genotype import edge_index
 from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels
 from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
+from nasbench.spaces.pooling import max_pool2d
 
 N_INPUTS = 2
 
@@ -235,7 +236,7 @@ class SearchCell(nn.Module):
         if self.channels.k > 1:
             rest = self.channels.rest(state)
             if self._stride(src) == 2:
-                rest = F.max_pool2d(rest, 2, 2)
+                rest = max_pool2d(rest, 2, 2)
         return part, F.relu(part), self._pools(src, part, mix), rest
 
     def _zeros(self, state: torch.Tensor) -> torch.Tensor:

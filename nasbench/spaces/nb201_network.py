@@ -18,6 +18,7 @@ from torch import nn
 from nasbench.genotype import Genotype
 from nasbench.spaces.base import ImageClassifier
 from nasbench.spaces.ops import Zero, conv_bn
+from nasbench.spaces.pooling import Pool2d
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 N_NODES = 4  # node 0 is the input, nodes 1..3 are computed; 6 edges
@@ -40,7 +41,7 @@ def build_op(name: str, c: int, affine: bool) -> nn.Module:
     if name == "nor_conv_3x3":
         return relu_conv_bn(c, 3, affine)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return Pool2d("avg", 3, stride=1, padding=1)  # without padded positions in the count, as NB201's code
     raise ValueError(f"unknown NAS-Bench-201 op {name!r}")
 
 

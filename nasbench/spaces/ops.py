@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.spaces.depthwise_conv import DepthwiseConv2d
+from nasbench.spaces.pooling import Pool2d
 
 
 class OpSpec(NamedTuple):
@@ -105,8 +106,8 @@ def _skip(c: int, stride: int, affine: bool) -> nn.Module:
 
 CNN_OPS: dict[str, OpSpec] = {
     "none": OpSpec(lambda c, s, a: Zero(s), preact=False),
-    "max_pool_3x3": OpSpec(lambda c, s, a: nn.MaxPool2d(3, stride=s, padding=1), preact=False),
-    "avg_pool_3x3": OpSpec(lambda c, s, a: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False), preact=False),
+    "max_pool_3x3": OpSpec(lambda c, s, a: Pool2d("max", 3, stride=s, padding=1), preact=False),
+    "avg_pool_3x3": OpSpec(lambda c, s, a: Pool2d("avg", 3, stride=s, padding=1), preact=False),  # padding not counted
     "skip_connect": OpSpec(_skip, preact=False),  # stride 2: FactorizedReduce, which wants relu(x)
     "sep_conv_3x3": OpSpec(lambda c, s, a: sep_conv(c, 3, s, 1, a), preact=True),
     "sep_conv_5x5": OpSpec(lambda c, s, a: sep_conv(c, 5, s, 2, a), preact=True),

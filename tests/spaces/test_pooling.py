@@ -1,0 +1,100 @@
+"""The lean pooling against PyTorch's: values, gradients of every order, ties, layouts, what it keeps."""
+
+import functools
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn.functional as F
+
+from nasbench.spaces.pooling import Pool2d, avg_pool2d, max_pool2d
+
+# (kernel, stride, padding): DARTS' 3x3 pools at both strides, PC-DARTS' 2x2 reduction of the bypass
+CONFIGS = [(3, 1, 1), (3, 2, 1), (2, 2, 0)]
+# ours against PyTorch's
+POOLS = {
+    "max": (max_pool2d, F.max_pool2d),
+    "avg": (avg_pool2d, functools.partial(F.avg_pool2d, count_include_pad=False)),
+}
+
+
+def inputs(channels_last: bool, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """ReLU outputs, as the supernet pools them: many zeros, so many windows with tied maxima; odd sizes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 7, 9, generator=g, dtype=dtype).relu()
+    x[0, 0] = 1.0  # a plane where every window is a tie
+    x = x.round(decimals=1)  # ties between non-zero values too
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("conf", CONFIGS)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_values_and_gradients_are_pytorchs_bit_for_bit(kind, conf, channels_last):
+    x = inputs(channels_last)
+    ours_x, theirs_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, theirs = (pool(t, *conf) for pool, t in zip(POOLS[kind], (ours_x, theirs_x), strict=True))
+    assert torch.equal(ours, theirs)
+    upstream = torch.randn(theirs.shape, generator=torch.Generator().manual_seed(1))
+    (g_ours,) = torch.autograd.grad(ours, ours_x, upstream)
+    (g_theirs,) = torch.autograd.grad(theirs, theirs_x, upstream)
+    assert torch.equal(g_ours, g_theirs)
+    assert g_ours.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("conf", CONFIGS)
+def test_second_order_and_forward_mode_are_pytorchs(kind, conf):
+    """What the Hessian eigenvalue (double backward) and darts2's ``hvp=forward`` (forward over reverse) need."""
+    x = inputs(False, torch.float64)
+    g = torch.Generator().manual_seed(2)
+    out_shape = F.max_pool2d(x, *conf).shape
+    upstream = torch.randn(out_shape, generator=g, dtype=torch.float64)
+    probe, tangent = (torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(2))
+    results = []
+    for pool in POOLS[kind]:
+        xi, ui = x.clone().requires_grad_(), upstream.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(pool(xi, *conf), xi, ui, create_graph=True)
+        (second,) = torch.autograd.grad((gx * probe).sum(), ui)
+        with fwAD.dual_level():
+            out_tangent = fwAD.unpack_dual(pool(fwAD.make_dual(x, tangent), *conf)).tangent
+            xi = x.clone().requires_grad_()
+            dual_up = fwAD.make_dual(upstream, torch.ones_like(upstream))
+            (gx_dual,) = torch.autograd.grad(pool(xi, *conf), xi, dual_up)
+            grad_tangent = fwAD.unpack_dual(gx_dual).tangent
+        results.append((second, out_tangent, grad_tangent))
+    for ours, theirs in zip(*results, strict=True):
+        assert torch.equal(ours, theirs)
+    untied = torch.randn(x.shape, generator=g, dtype=torch.float64, requires_grad=True)  # ties have no derivative
+    assert torch.autograd.gradgradcheck(lambda t: POOLS[kind][0](t, *conf), (untied,))
+
+
+def saved_bytes(fn, x: torch.Tensor) -> int:
+    """Bytes of the distinct storages the autograd graph of ``fn(x)`` keeps for its backward."""
+    storages = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x.clone().requires_grad_())
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("conf", CONFIGS)
+def test_max_keeps_one_byte_per_output_and_avg_nothing(conf):
+    x = torch.randn(4, 8, 16, 16)
+    out = F.max_pool2d(x, *conf)
+    (ours_max, theirs_max), (ours_avg, theirs_avg) = POOLS["max"], POOLS["avg"]
+    assert saved_bytes(lambda t: ours_max(t, *conf), x) == out.numel()
+    assert saved_bytes(lambda t: theirs_max(t, *conf), x) == 4 * x.numel() + 8 * out.numel()
+    assert saved_bytes(lambda t: ours_avg(t, *conf), x) == 0
+    assert saved_bytes(lambda t: theirs_avg(t, *conf), x) == 4 * x.numel()
+
+
+def test_bad_settings_are_refused_with_what_to_use():
+    with pytest.raises(ValueError, match="kernel 17 > 16"):
+        max_pool2d(torch.zeros(1, 1, 20, 20), 17, 1)
+    with pytest.raises(ValueError, match=r"pooling kind 'min': expected one of \['avg', 'max'\]"):
+        Pool2d("min", 3, 1)
