@@ -68,7 +68,8 @@ class _ShapeOnlyAvgPool(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx: Any, x_tangent: torch.Tensor, *_: Any) -> torch.Tensor:
-        return F.avg_pool2d(x_tangent, *ctx.conf, count_include_pad=False)  # linear
+        kernel, stride, padding = ctx.conf
+        return F.avg_pool2d(x_tangent, kernel, stride, padding, count_include_pad=False)  # linear
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
