@@ -8,19 +8,7 @@ import torch
 
 from nasbench.spaces.base import Supernet
 from nasbench.testing import build, steps
-
-
-def saved_bytes(fn) -> int:
-    """Bytes of the storages autograd keeps for the backward pass of ``fn()``."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
+from tests.conftest import saved_bytes
 
 
 def test_each_pass_of_a_darts1_step_differentiates_one_side_only():

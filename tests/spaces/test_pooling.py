@@ -7,7 +7,10 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 
+from nasbench.spaces import cnn_cells
 from nasbench.spaces.pooling import Pool2d, avg_pool2d, max_pool2d
+from nasbench.testing import build
+from tests.conftest import saved_bytes
 
 # (kernel, stride, padding): DARTS' 3x3 pools at both strides, PC-DARTS' 2x2 reduction of the bypass
 CONFIGS = [(3, 1, 1), (3, 2, 1), (2, 2, 0)]
@@ -69,28 +72,35 @@ def test_second_order_and_forward_mode_are_pytorchs(kind, conf):
     assert torch.autograd.gradgradcheck(lambda t: POOLS[kind][0](t, *conf), (untied,))
 
 
-def saved_bytes(fn, x: torch.Tensor) -> int:
-    """Bytes of the distinct storages the autograd graph of ``fn(x)`` keeps for its backward."""
-    storages = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x.clone().requires_grad_())
-    return sum(storages.values())
-
-
 @pytest.mark.parametrize("conf", CONFIGS)
 def test_max_keeps_only_the_positions_and_avg_nothing(conf):
     x = torch.randn(4, 8, 16, 16)
     out = F.max_pool2d(x, *conf)
-    (ours_max, theirs_max), (ours_avg, theirs_avg) = POOLS["max"], POOLS["avg"]
-    assert saved_bytes(lambda t: ours_max(t, *conf), x) == 8 * out.numel()
-    assert saved_bytes(lambda t: theirs_max(t, *conf), x) == 4 * x.numel() + 8 * out.numel()
-    assert saved_bytes(lambda t: ours_avg(t, *conf), x) == 0
-    assert saved_bytes(lambda t: theirs_avg(t, *conf), x) == 4 * x.numel()
+    pools = {f"{who} {kind}": pair[who == "theirs"] for kind, pair in POOLS.items() for who in ("ours", "theirs")}
+    kept = {name: saved_bytes(lambda p=pool: p(x.clone().requires_grad_(), *conf)) for name, pool in pools.items()}
+    assert kept == {
+        "ours max": 8 * out.numel(),  # int64 positions
+        "theirs max": 4 * x.numel() + 8 * out.numel(),  # and the float32 input
+        "ours avg": 0,
+        "theirs avg": 4 * x.numel(),
+    }
+
+
+def test_a_partial_channel_supernet_no_longer_keeps_whole_nodes_for_its_pools(monkeypatch):
+    """PC-DARTS pools a view of each node's first C/K channels: with PyTorch's pooling that view kept the node."""
+    _, data, s = build("pcdarts", "cnn")
+    batch = next(data.train.epoch(0))
+
+    def weight_pass() -> None:
+        with s.model.differentiating(s.weights):
+            s.model.loss(batch)
+
+    lean = saved_bytes(weight_pass)
+    for m in s.model.modules():
+        if isinstance(m, Pool2d):
+            monkeypatch.setattr(m, "pool", POOLS[m.kind][1])
+    monkeypatch.setattr(cnn_cells, "max_pool2d", F.max_pool2d)
+    assert lean < 0.95 * saved_bytes(weight_pass)  # 0.86 at the tiny preset
 
 
 def test_an_unknown_kind_is_refused_with_the_known_ones():
