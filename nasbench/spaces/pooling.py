@@ -28,7 +28,8 @@ def _remember_input(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding
 
 
 def _shape_only(ctx: Any, like: torch.Tensor) -> torch.Tensor:
-    """A tensor of the pooled input's shape, layout and type that nothing writes: it holds no memory."""
+    """A tensor of the pooled input's shape, layout and type that nothing writes. On a CPU its pages are
+    never touched, so it holds no memory; CUDA's allocator reserves it for the one backward call."""
     layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
     return torch.empty(ctx.in_shape, dtype=like.dtype, device=like.device, memory_format=layout)
 
