@@ -46,6 +46,20 @@ def test_values_and_gradients_are_pytorchs_bit_for_bit(kind, conf, channels_last
 
 
 @pytest.mark.parametrize("kind", POOLS)
+def test_a_channel_slice_gets_pytorchs_gradient_layout(kind):
+    """PC-DARTS pools the first C/K channels of a channels-last node: a view in neither layout."""
+    node = inputs(channels_last=True)
+    grads = []
+    for pool in POOLS[kind]:
+        part = node[:, :2].requires_grad_()
+        out = pool(part, 3, 1, 1)
+        (grad,) = torch.autograd.grad(out, part, torch.ones_like(out))
+        grads.append(grad)
+    ours, theirs = grads
+    assert torch.equal(ours, theirs) and ours.stride() == theirs.stride()
+
+
+@pytest.mark.parametrize("kind", POOLS)
 @pytest.mark.parametrize("conf", CONFIGS)
 def test_second_order_and_forward_mode_are_pytorchs(kind, conf):
     """What the Hessian eigenvalue (double backward) and darts2's ``hvp=forward`` (forward over reverse) need."""
