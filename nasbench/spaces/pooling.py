@@ -25,7 +25,7 @@ from torch import nn
 def _remember_input(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding: int) -> None:
     """The settings, and the input's shape and the layout PyTorch gives its gradient: the input's own, or
     for a view in neither layout (a channel slice of a node) the one its strides resemble, as
-    ``empty_like`` picks it (an unwritten tensor: nothing is allocated on a CPU)."""
+    ``empty_like`` picks it (from an unwritten tensor, which holds no memory on a CPU)."""
     ctx.conf = (kernel, stride, padding)
     dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
     like = x if dense else torch.empty_like(x)
