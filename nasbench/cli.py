@@ -1,4 +1,4 @@
-"""Command line: ``python -m nasbench run|table|list``; flags become a RunConfig and the runner does the rest."""
+"""Command line: ``python -m nasbench run|table|compare|...``; flags become a RunConfig, the runner does the rest."""
 
 from __future__ import annotations
 
@@ -82,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--plot-seed", type=int, help="draw the alpha and cell plots of this seed only (default: every seed)"
     )
+    c = sub.add_parser("compare", help="does the ranking of methods depend on a setting? two sets of records")
+    c.add_argument("a", metavar="A", help="the first set: a folder of runs (or one record.json)")
+    c.add_argument("b", metavar="B", help="the second set, which differs from A in some setting")
+    c.add_argument(
+        "--metric", default="true_test_acc", help="the result compared (default: true_test_acc, the ground truth)"
+    )
+    c.add_argument(
+        "--group-by",
+        default=",".join(GROUP_FIELDS),
+        help="what makes a method, as in `table` (default: all of " + ",".join(GROUP_FIELDS) + ")",
+    )
+    c.add_argument("--out", help="write the comparison to this markdown file (default: print it)")
     return parser
 
 
@@ -237,6 +249,24 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nasbench.compare import compare, to_markdown
+
+    if args.out and Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder; name the file to write the comparison to")
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    text = to_markdown(compare(args.a, args.b, args.metric, group_by), args.a, args.b)
+    if args.out:
+        out = Path(args.out)
+        with writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, text)
+        print(f"comparison written to {out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -256,6 +286,8 @@ def dispatch(args: argparse.Namespace) -> int:
             return cmd_eval(args)
         if args.command == "table":
             return cmd_table(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "sweep":
             return cmd_sweep(args)
         if args.command == "derive":

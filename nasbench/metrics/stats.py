@@ -1,10 +1,13 @@
-"""Spread over seeds as pure functions of a (seeds x runs) array: mean, sample std, bootstrap CI.
+"""Spread over seeds as pure functions of a (seeds x runs) array: mean, sample std, bootstrap CI; the
+bootstrap interval of a difference of two means; rank correlation of methods' means, with its interval.
 
 Rows are seeds (independent repetitions), columns are runs (searcher x space x preset groups, or any
 set of quantities measured per seed). A 1-D array is one column.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -69,4 +72,64 @@ def bootstrap_difference_ci(
     ].mean(1)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(diffs, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def spearman(x: ArrayLike, y: ArrayLike) -> float:
+    """Spearman rank correlation of two equally long samples: the Pearson correlation of their ranks, tied
+    values sharing the mean of their ranks. NaN when either sample has a single distinct value."""
+    a, b = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"need two samples of equal length >= 2, got {a.size} and {b.size}")
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    norm = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / norm) if norm > 0 else float("nan")
+
+
+def ranks(values: ArrayLike) -> np.ndarray:
+    """1-based ranks of a 1-D sample, ties given the mean of the ranks they span."""
+    values = np.asarray(values, dtype=float).ravel()
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(1, values.size + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def bootstrap_spearman_ci(
+    x_samples: Sequence[ArrayLike],
+    y_samples: Sequence[ArrayLike],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the Spearman correlation between the means of methods under two
+    settings. ``x_samples[i]`` and ``y_samples[i]`` are method i's values over its seeds in each setting; each
+    resample redraws every method's seeds with replacement, separately in each setting, and correlates the
+    resampled means. Resamples whose means are all tied on one side (no ranking) are left out; NaN when all are."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if len(x_samples) != len(y_samples) or len(x_samples) < 2:
+        raise ValueError(f"need the same >= 2 methods on both sides, got {len(x_samples)} and {len(y_samples)}")
+    rng = np.random.default_rng(seed)
+
+    def resampled_means(samples: Sequence[ArrayLike]) -> np.ndarray:  # -> [resamples, methods]
+        columns = []
+        for values in samples:
+            v = np.asarray(values, dtype=float).ravel()
+            if v.size == 0:
+                raise ValueError("every method needs at least one value on each side")
+            columns.append(v[rng.integers(0, v.size, (resamples, v.size))].mean(axis=1))
+        return np.stack(columns, axis=1)
+
+    mx, my = resampled_means(x_samples), resampled_means(y_samples)
+    rhos = np.array([spearman(a, b) for a, b in zip(mx, my, strict=True)])
+    rhos = rhos[np.isfinite(rhos)]
+    if rhos.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(rhos, [tail, 1.0 - tail])
     return float(low), float(high)
