@@ -192,7 +192,9 @@ def to_markdown(effects: Sequence[SettingEffect], a_name: str, b_name: str) -> s
         ]
         header = ["method", "seeds A / B", "A", "B", "B - A [95 % CI]", "rank A", "rank B"]
         parts.append(tabulate(rows, header, tablefmt="github", disable_numparse=True) + "\n")
-        if e.rho is not None and e.rho_interval is not None:
+        if e.rho is not None and math.isnan(e.rho):
+            parts.append("The methods' means are all tied on one side: there is no ranking to correlate.\n")
+        elif e.rho is not None and e.rho_interval is not None:
             low, high = e.rho_interval
             parts.append(
                 f"Spearman correlation of the {len(e.methods)} methods' means, A against B: {e.rho:+.2f}, 95 % "

@@ -88,6 +88,13 @@ def test_fewer_than_three_seeds_a_side_get_no_interval(tmp_path):
     assert "| -20.00 " in darts1 and "[" not in darts1
 
 
+def test_means_all_tied_on_one_side_rank_nothing(tmp_path):
+    a = write_set(tmp_path / "a", {"darts1": [10.0], "darts2": [10.0], "random": [10.0]}, LONG)
+    b = write_set(tmp_path / "b", {"darts1": [70.0], "darts2": [80.0], "random": [90.0]}, SHORT)
+    text = to_markdown(compare(a, b), "a", "b")
+    assert "all tied on one side: there is no ranking to correlate" in text and "Spearman" not in text
+
+
 def test_the_command_writes_the_comparison_and_refuses_bad_input(sets, tmp_path, capsys):
     a, b = sets
     out = tmp_path / "cmp" / "effect.md"
