@@ -114,7 +114,7 @@ def identity(record: RunRecord, group_by: Sequence[str]) -> Identity:
     if "preset" in group_by:
         out["preset"] = record.preset
     if "device" in group_by:
-        out["device"] = f"{cost_unit(record)} {record.provenance.get('device_name', '?')}"
+        out["device"] = str(record.provenance.get("device_name") or cost_unit(record))
     if "settings" in group_by:
         out.update(flat_settings(record))
     return out

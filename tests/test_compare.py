@@ -68,6 +68,19 @@ def test_a_setting_that_varies_within_both_sets_keeps_its_methods_apart(tmp_path
     assert effect.rho is None  # two methods rank nothing
 
 
+def test_runs_on_two_machines_are_two_methods_unless_the_device_is_left_out_of_the_grouping(tmp_path):
+    a = tmp_path / "a"
+    for seed, truth in enumerate((90.0, 91.0)):
+        save(make_record("darts1", seed, val_accs=LONG, metrics={"true_test_acc": truth}), a)
+    other = make_record("darts1", 2, val_accs=LONG, metrics={"true_test_acc": 80.0}, device_name="CPU Intel Xeon")
+    save(other, a, "darts1-xeon")
+    b = write_set(tmp_path / "b", {"darts1": [70.0, 72.0]}, SHORT)
+    (split,) = compare(a, b)
+    assert [len(m.a) for m in split.methods] == [2] and len(split.only_a) == 1 and "Xeon" in split.only_a[0]
+    (pooled,) = compare(a, b, group_by=("space", "searcher", "preset", "settings"))
+    assert pooled.methods[0].a == (90.0, 91.0, 80.0) and pooled.methods[0].difference == pytest.approx(71.0 - 87.0)
+
+
 def test_the_markdown_names_what_changed_and_marks_intervals_that_exclude_zero(sets):
     text = to_markdown(compare(*sets), "long", "short")
     assert "A: `long`; B: `short`" in text and "Changed: epochs 3 (A) -> 2 (B)." in text
