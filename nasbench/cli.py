@@ -67,11 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--format", default="md", choices=["md", "tex", "csv"], help="output format (default: md)")
     t.add_argument("--out", help="write the table to this file (default: print it)")
     t.add_argument("--columns", help=f"comma-separated columns to show, of: {', '.join(COLUMN_NAMES)}")
-    t.add_argument(
-        "--group-by",
-        default=",".join(GROUP_FIELDS),
-        help="what makes a row (default: all of " + ",".join(GROUP_FIELDS) + "); leave some out to pool rows",
-    )
+    add_group_by(t, "what makes a row")
     t.add_argument(
         "--at-epoch",
         type=int,
@@ -88,13 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--metric", default="true_test_acc", help="the result compared (default: true_test_acc, the ground truth)"
     )
-    c.add_argument(
-        "--group-by",
-        default=",".join(GROUP_FIELDS),
-        help="what makes a method, as in `table` (default: all of " + ",".join(GROUP_FIELDS) + ")",
-    )
+    add_group_by(c, "what makes a method, as in `table`")
     c.add_argument("--out", help="write the comparison to this markdown file (default: print it)")
     return parser
+
+
+def add_group_by(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--group-by",
+        default=",".join(GROUP_FIELDS),
+        help=f"{what} (default: all of {','.join(GROUP_FIELDS)}); leave some out to pool",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -223,22 +223,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     from nasbench.report import build_report
     from nasbench.tables import render
 
-    if args.out and Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a folder; name the file to write the table to")
+    refuse_folder(args.out, "the table")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise UserError(f"--plots {args.plots} is a file; name a folder to save the plots in")
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     report = build_report(args.runs, group_by=group_by, at_epoch=args.at_epoch)
-    text = render(report, args.format, columns)
-    if args.out:
-        out = Path(args.out)
-        with writing(out):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
-        print(f"table of {len(report.records)} completed run(s) written to {out}", file=sys.stderr)
-    else:
-        print(text, end="")
+    emit(render(report, args.format, columns), args.out, f"table of {len(report.records)} completed run(s)")
     if args.format == "csv" and report.footnotes():
         print("\n".join(report.footnotes()), file=sys.stderr)  # CSV has no room for footnotes
     if args.plots:
@@ -252,19 +243,27 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from nasbench.compare import compare, to_markdown
 
-    if args.out and Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a folder; name the file to write the comparison to")
+    refuse_folder(args.out, "the comparison")
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    text = to_markdown(compare(args.a, args.b, args.metric, group_by), args.a, args.b)
-    if args.out:
-        out = Path(args.out)
-        with writing(out):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
-        print(f"comparison written to {out}", file=sys.stderr)
-    else:
-        print(text, end="")
+    emit(to_markdown(compare(args.a, args.b, args.metric, group_by), args.a, args.b), args.out, "comparison")
     return 0
+
+
+def refuse_folder(out: str | None, what: str) -> None:
+    if out and Path(out).is_dir():
+        raise UserError(f"--out {out} is a folder; name the file to write {what} to")
+
+
+def emit(text: str, out: str | None, what: str) -> None:
+    """``text`` into the file ``out`` (atomically, its folder made), saying so on stderr; else to stdout."""
+    if not out:
+        print(text, end="")
+        return
+    path = Path(out)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+    print(f"{what} written to {path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
