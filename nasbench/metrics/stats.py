@@ -91,12 +91,12 @@ def ranks(values: ArrayLike) -> np.ndarray:
     """1-based ranks of a 1-D sample, ties given the mean of the ranks they span."""
     values = np.asarray(values, dtype=float).ravel()
     order = np.argsort(values, kind="stable")
-    ranks = np.empty(values.size)
-    ranks[order] = np.arange(1, values.size + 1)
+    out = np.empty(values.size)
+    out[order] = np.arange(1, values.size + 1)
     for value in np.unique(values):
         tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+        out[tied] = out[tied].mean()
+    return out
 
 
 def bootstrap_spearman_ci(
