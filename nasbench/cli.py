@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_group_by(c, "what makes a method, as in `table`")
     c.add_argument("--out", help="write the comparison to this markdown file (default: print it)")
+    c.add_argument("--plots", metavar="DIR", help="also save a PNG per space here: each method's mean in B against A")
     return parser
 
 
@@ -224,8 +225,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from nasbench.tables import render
 
     refuse_folder(args.out, "the table")
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise UserError(f"--plots {args.plots} is a file; name a folder to save the plots in")
+    refuse_file(args.plots)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     report = build_report(args.runs, group_by=group_by, at_epoch=args.at_epoch)
@@ -244,14 +244,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from nasbench.compare import compare, to_markdown
 
     refuse_folder(args.out, "the comparison")
+    refuse_file(args.plots)
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    emit(to_markdown(compare(args.a, args.b, args.metric, group_by), args.a, args.b), args.out, "comparison")
+    effects = compare(args.a, args.b, args.metric, group_by)
+    emit(to_markdown(effects, args.a, args.b), args.out, "comparison")
+    if args.plots:
+        from nasbench.compare_figure import plot_comparison  # matplotlib only when plots are asked for
+
+        paths = [plot_comparison(e, args.a, args.b, Path(args.plots) / f"{e.space}_compare.png") for e in effects]
+        print(f"{sum(p is not None for p in paths)} plot(s) written to {args.plots}", file=sys.stderr)
     return 0
 
 
 def refuse_folder(out: str | None, what: str) -> None:
     if out and Path(out).is_dir():
         raise UserError(f"--out {out} is a folder; name the file to write {what} to")
+
+
+def refuse_file(plots: str | None) -> None:
+    if plots and Path(plots).exists() and not Path(plots).is_dir():
+        raise UserError(f"--plots {plots} is a file; name a folder to save the plots in")
 
 
 def emit(text: str, out: str | None, what: str) -> None:

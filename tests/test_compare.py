@@ -126,3 +126,23 @@ def test_a_set_without_completed_searches_is_named(sets, tmp_path):
     save(make_record("darts1", 0, status="failed"), tmp_path / "failed")
     with pytest.raises(UserError, match=r"failed: no completed search run among its 1 record\(s\)"):
         compare(a, tmp_path / "failed")
+
+
+def test_the_figure_puts_each_method_at_its_means_and_at_its_ranks(sets, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from nasbench.compare_figure import draw_comparison, draw_ranks
+
+    (effect,) = compare(*sets)
+    fig, (scores, ranks) = plt.subplots(1, 2)
+    draw_comparison(scores, effect)
+    draw_ranks(ranks, effect)
+    points = scores.lines[0].get_xydata()  # the markers of the error bars: (mean A, mean B) per method
+    assert points.tolist() == [[91.0, 71.0], [81.0, 80.0], [71.0, 91.0]]
+    assert ranks.collections[0].get_offsets().tolist() == [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]
+    plt.close(fig)
+    a, b = sets
+    assert main(["compare", str(a), str(b), "--plots", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "cnn_compare.png").stat().st_size > 10_000
+    (tmp_path / "file").write_text("")
+    assert main(["compare", str(a), str(b), "--plots", str(tmp_path / "file")]) == 2
