@@ -201,7 +201,7 @@ def to_markdown(effects: Sequence[SettingEffect], a_name: str, b_name: str) -> s
                 f"bootstrap interval over seeds [{low:+.2f}, {high:+.2f}].\n"
             )
         notes = [
-            f"* the interval excludes 0; intervals need {MIN_SEEDS_PER_SIDE} or more seeds a side, and with few "
+            f"`*`: the interval excludes 0; intervals need {MIN_SEEDS_PER_SIDE} or more seeds a side, and with few "
             "seeds a percentile bootstrap is too narrow: read * as a hint"
         ]
         notes += [f"only in {side}: {', '.join(names)}" for side, names in (("A", e.only_a), ("B", e.only_b)) if names]
