@@ -146,6 +146,8 @@ def _compare_space(a: list[RunRecord], b: list[RunRecord], metric: str, group_by
         enough = min(len(ga[key]), len(gb[key])) >= MIN_SEEDS_PER_SIDE
         interval = stats.bootstrap_difference_ci(gb[key], ga[key]) if enough else None
         methods.append(MethodEffect(names[key], tuple(ga[key]), tuple(gb[key]), interval))
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    methods.sort(key=lambda m: sign * float(np.mean(m.a)))  # A's best first (ties: by name)
     effect = SettingEffect(
         space=a[0].space,
         metric=metric,

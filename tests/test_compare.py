@@ -101,6 +101,23 @@ def test_fewer_than_three_seeds_a_side_get_no_interval(tmp_path):
     assert "| -20.00 " in darts1 and "[" not in darts1
 
 
+def test_methods_are_listed_best_first_in_a(tmp_path):
+    a = write_set(tmp_path / "a", {"darts1": [90.0], "random": [95.0], "darts2": [92.0]}, LONG)
+    b = write_set(tmp_path / "b", {"darts1": [90.0], "random": [80.0], "darts2": [85.0]}, SHORT)
+    (effect,) = compare(a, b)
+    assert [m.name for m in effect.methods] == ["Random search", "DARTS (second order)", "DARTS (first order)"]
+    assert effect.ranks("a") == [1.0, 2.0, 3.0] and effect.ranks("b") == [3.0, 2.0, 1.0]
+
+
+def test_a_perplexity_ranks_the_lowest_first(tmp_path):
+    for folder, epochs in (("a", LONG), ("b", SHORT)):
+        for searcher, ppl in (("darts1", 90.0), ("random", 70.0), ("darts2", 80.0)):
+            save(make_record(searcher, 0, val_accs=epochs, metrics={"test_ppl": ppl}), tmp_path / folder)
+    (effect,) = compare(tmp_path / "a", tmp_path / "b", metric="test_ppl")
+    assert [m.name for m in effect.methods] == ["Random search", "DARTS (second order)", "DARTS (first order)"]
+    assert effect.ranks("b") == [1.0, 2.0, 3.0] and effect.rho == pytest.approx(1.0)
+
+
 def test_means_all_tied_on_one_side_rank_nothing(tmp_path):
     a = write_set(tmp_path / "a", {"darts1": [10.0], "darts2": [10.0], "random": [10.0]}, LONG)
     b = write_set(tmp_path / "b", {"darts1": [70.0], "darts2": [80.0], "random": [90.0]}, SHORT)
