@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_group_by(c, "what makes a method, as in `table`")
     c.add_argument("--out", help="write the comparison to this markdown file (default: print it)")
-    c.add_argument("--plots", metavar="DIR", help="also save a PNG per space here: each method's mean in B against A")
+    c.add_argument(
+        "--plots", metavar="DIR", help="also save a PNG per space here: the methods' means and ranks, B against A"
+    )
     return parser
 
 
@@ -224,8 +226,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     from nasbench.report import build_report
     from nasbench.tables import render
 
-    refuse_folder(args.out, "the table")
-    refuse_file(args.plots)
+    refuse_out_folder(args.out, "the table")
+    refuse_plots_file(args.plots)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     report = build_report(args.runs, group_by=group_by, at_epoch=args.at_epoch)
@@ -243,8 +245,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from nasbench.compare import compare, to_markdown
 
-    refuse_folder(args.out, "the comparison")
-    refuse_file(args.plots)
+    refuse_out_folder(args.out, "the comparison")
+    refuse_plots_file(args.plots)
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     effects = compare(args.a, args.b, args.metric, group_by)
     emit(to_markdown(effects, args.a, args.b), args.out, "comparison")
@@ -256,12 +258,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_folder(out: str | None, what: str) -> None:
+def refuse_out_folder(out: str | None, what: str) -> None:
     if out and Path(out).is_dir():
         raise UserError(f"--out {out} is a folder; name the file to write {what} to")
 
 
-def refuse_file(plots: str | None) -> None:
+def refuse_plots_file(plots: str | None) -> None:
     if plots and Path(plots).exists() and not Path(plots).is_dir():
         raise UserError(f"--plots {plots} is a file; name a folder to save the plots in")
 
