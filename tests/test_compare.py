@@ -21,7 +21,7 @@ def write_set(folder: Path, truths: dict[str, list[float]], epochs: tuple[float,
     for searcher, values in truths.items():
         for seed, truth in enumerate(values):
             record = make_record(searcher, seed, val_accs=epochs, metrics={"true_test_acc": truth}, train=train)
-            save(record, folder, f"{searcher}-{seed}-{train}")
+            save(record, folder, f"{searcher}-{seed}" + "".join(f"-{k}-{v}" for k, v in train.items()))
     return folder
 
 
