@@ -95,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 def add_group_by(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--group-by",
-        default=",".join(GROUP_FIELDS),
+        default=GROUP_FIELDS,
+        type=lambda text: [g.strip() for g in text.split(",") if g.strip()],
         help=f"{what} (default: all of {','.join(GROUP_FIELDS)}); leave some out to pool",
     )
 
@@ -229,8 +230,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     refuse_out_folder(args.out, "the table")
     refuse_plots_file(args.plots)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    report = build_report(args.runs, group_by=group_by, at_epoch=args.at_epoch)
+    report = build_report(args.runs, group_by=args.group_by, at_epoch=args.at_epoch)
     emit(render(report, args.format, columns), args.out, f"table of {len(report.records)} completed run(s)")
     if args.format == "csv" and report.footnotes():
         print("\n".join(report.footnotes()), file=sys.stderr)  # CSV has no room for footnotes
@@ -247,8 +247,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     refuse_out_folder(args.out, "the comparison")
     refuse_plots_file(args.plots)
-    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    effects = compare(args.a, args.b, args.metric, group_by)
+    effects = compare(args.a, args.b, args.metric, args.group_by)
     emit(to_markdown(effects, args.a, args.b), args.out, "comparison")
     if args.plots:
         from nasbench.compare_figure import plot_comparison  # matplotlib only when plots are asked for

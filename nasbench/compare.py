@@ -25,6 +25,7 @@ from nasbench.errors import UserError
 from nasbench.metrics import stats
 from nasbench.report import (
     GROUP_FIELDS,
+    as_number,
     cost_unit,
     deduplicate,
     flat_settings,
@@ -133,10 +134,10 @@ def _compare_space(a: list[RunRecord], b: list[RunRecord], metric: str, group_by
     def groups(records: list[RunRecord], ids: list[Identity]) -> dict[tuple[Any, ...], list[float]]:
         out: dict[tuple[Any, ...], list[float]] = defaultdict(list)
         for record, ident in sorted(zip(records, ids, strict=True), key=lambda pair: pair[0].seed):
-            value = lookup(record, metric)
+            value = as_number(lookup(record, metric))
             kept = tuple(sorted(((k, v) for k, v in ident.items() if k not in changed), key=lambda kv: kv[0]))
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                out[(record.searcher, kept)].append(float(value))
+            if value is not None and math.isfinite(value):
+                out[(record.searcher, kept)].append(value)
         return out
 
     ga, gb = groups(a, ids_a), groups(b, ids_b)

@@ -209,7 +209,8 @@ def lookup(record: RunRecord, key: str) -> Any:
     return None
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A numeric result as a float; None for anything else (missing, a string, a bool)."""
     return float(value) if _is_number(value) else None
 
 
@@ -223,8 +224,8 @@ def metric_kind(record: RunRecord) -> str:
 def scores(record: RunRecord, kind: str) -> tuple[float | None, float | None]:
     """(test score, search validation score) in the table's unit: error % (acc) or perplexity (ppl)."""
     if kind == "ppl":
-        return _number(lookup(record, "test_ppl")), _number(lookup(record, "val_ppl"))
-    test, val = _number(record.metrics.get("test_acc")), _number(lookup(record, "val_acc"))
+        return as_number(lookup(record, "test_ppl")), as_number(lookup(record, "val_ppl"))
+    test, val = as_number(record.metrics.get("test_acc")), as_number(lookup(record, "val_acc"))
     return (None if test is None else 100.0 - test), (None if val is None else 100.0 - val)
 
 
@@ -234,7 +235,7 @@ def skips(record: RunRecord) -> float | None:
         space = SPACES.get(record.space)()
         genotype = space.parse_genotype(record.genotype or "")
     except Exception:  # a space that is not installed, or a genotype it cannot read: the stored count
-        return next((_number(lookup(record, k)) for k in SKIP_KEYS if lookup(record, k) is not None), None)
+        return next((as_number(lookup(record, k)) for k in SKIP_KEYS if lookup(record, k) is not None), None)
     return float(skip_count(genotype, space.skip_ops, space.primary_cell))
 
 
@@ -382,9 +383,9 @@ def measured_row(records: list[RunRecord], kind: str, settings: str, index: Tran
             if isinstance(results, dict):
                 transfers[dataset].append(results)
     pairs = [scores(r, kind) for r in records]
-    hours = [_number(lookup(r, "search_device_hours")) for r in records]
-    peaks = [v for v in (_number(lookup(r, "peak_mem_mib")) for r in records) if v is not None]
-    params = [_number(lookup(r, "eval_params_m")) or _number(lookup(r, "params_m")) for r in records]
+    hours = [as_number(lookup(r, "search_device_hours")) for r in records]
+    peaks = [v for v in (as_number(lookup(r, "peak_mem_mib")) for r in records) if v is not None]
+    params = [as_number(lookup(r, "eval_params_m")) or as_number(lookup(r, "params_m")) for r in records]
     devices = sorted({str(r.provenance.get("device_name", "?")) for r in records})
     return Row(
         space=first.space,
@@ -397,9 +398,9 @@ def measured_row(records: list[RunRecord], kind: str, settings: str, index: Tran
         test_score=summarize(t for t, _ in pairs),
         eval_preset=first.metrics.get("eval_preset") if any(t is not None for t, _ in pairs) else None,
         val_score=summarize(v for _, v in pairs),
-        truth={k: s for k in TRUTH_KEYS if (s := summarize(_number(lookup(r, k)) for r in records)) is not None},
+        truth={k: s for k in TRUTH_KEYS if (s := summarize(as_number(lookup(r, k)) for r in records)) is not None},
         transfer={dataset: summarize_transfer(results) for dataset, results in sorted(transfers.items())},
-        best_val_truth=summarize(_number(r.metrics.get("best_val_true_test_acc")) for r in records),
+        best_val_truth=summarize(as_number(r.metrics.get("best_val_true_test_acc")) for r in records),
         params_m=s.mean if (s := summarize(params)) else None,
         cost_days=summarize(None if h is None else h / 24.0 for h in hours),
         cost_unit=cost_unit(first),
