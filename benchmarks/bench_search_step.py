@@ -178,6 +178,24 @@ def test_darts1_step_in_nchw_memory(benchmark, device, matmul_gflops):
 
 
 @pytest.mark.paper_shape
+def test_darts1_step_keeping_the_depthwise_outputs(benchmark, device, matmul_gflops):
+    """darts1 at the paper shape with recompute_depthwise=false: the before of the recomputed depthwise outputs
+    (whose extra depthwise convolutions are not counted as work)."""
+    step_benchmark(
+        benchmark,
+        "step/darts1-kept-depthwise-cnn-paper",
+        "darts1",
+        "cnn",
+        "paper",
+        device,
+        matmul_gflops,
+        2,
+        batch_size="64",
+        recompute_depthwise="false",
+    )
+
+
+@pytest.mark.paper_shape
 def test_darts1_step_with_checkpointed_cells(benchmark, device, matmul_gflops):
     """darts1 at the paper shape with checkpoint_cells=true: memory traded for a recomputed forward pass."""
     step_benchmark(

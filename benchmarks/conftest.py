@@ -119,6 +119,12 @@ def summary() -> dict[str, Any]:
         "channels_last_over_nchw_peak_mem_paper": _ratio(
             "step/darts1-cnn-paper", "step/darts1-cnn-paper-nchw", "peak_mem_mib"
         ),
+        "recomputed_over_kept_depthwise_darts1_step_time_paper": _ratio(
+            "step/darts1-cnn-paper", "step/darts1-kept-depthwise-cnn-paper", "median_s"
+        ),
+        "recomputed_over_kept_depthwise_darts1_peak_mem_paper": _ratio(
+            "step/darts1-cnn-paper", "step/darts1-kept-depthwise-cnn-paper", "peak_mem_mib"
+        ),
         "checkpointed_over_plain_darts1_step_time_paper": _ratio(
             "step/darts1-checkpointed-cnn-paper", "step/darts1-cnn-paper", "median_s"
         ),

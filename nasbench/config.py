@@ -63,6 +63,10 @@ class TrainConfig:
     # Memory only: recompute each supernet cell's activations in the backward pass instead of keeping them
     # (image spaces; results/benchmarks/README.md has what it saves and costs).
     checkpoint_cells: bool = False
+    # Memory for time (the `cnn` space): the separable and dilated convolutions keep their input instead of
+    # their depthwise outputs, which a weight pass recomputes (0.78x the peak memory of a darts1 step at the
+    # paper shape, its time within the noise; results/benchmarks/README.md). Values and gradients are the same.
+    recompute_depthwise: bool = True
     # "bf16": the search's passes under torch.autocast with bfloat16 (meant for GPUs); darts2's finite
     # difference and the eigenvalue stay float32. "off": float32 throughout.
     autocast: str = "off"

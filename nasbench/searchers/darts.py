@@ -109,6 +109,7 @@ class DartsSearcher(Searcher):
             mixer=mixer,
             aux_skip=c.aux_skip > 0,
             checkpoint_cells=t.checkpoint_cells,
+            recompute_depthwise=t.recompute_depthwise,
         )
         self.model = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.model.weight_parameters()

@@ -98,7 +98,7 @@ class RandomWeightSharing(Searcher):
     def __init__(self, space: SearchSpace, cfg: RunConfig, data: SearchData, device: torch.device) -> None:
         super().__init__(space, cfg, data, device)
         t = cfg.train
-        options = SupernetOptions(checkpoint_cells=t.checkpoint_cells)
+        options = SupernetOptions(checkpoint_cells=t.checkpoint_cells, recompute_depthwise=t.recompute_depthwise)
         self.supernet = space.supernet(cfg.space_cfg, data, options).to(device)
         self.weights = self.supernet.weight_parameters()
         self.w_opt = weight_sgd(self.weights, t, t.w_lr)

@@ -187,6 +187,9 @@ class SupernetOptions:
     aux_skip: bool = False
     # Per-cell activation checkpointing (``Supernet.run_cell``): less memory, one more forward pass per step
     checkpoint_cells: bool = False
+    # Depthwise convolutions followed by a 1x1 one keep their input, not their output, for the backward pass
+    # (``nasbench.spaces.separable_conv.ConvChain``; a space without them ignores it)
+    recompute_depthwise: bool = True
 
 
 class SearchSpace(ABC):

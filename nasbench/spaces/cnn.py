@@ -27,6 +27,7 @@ from nasbench.spaces.cnn_network import CnnNetwork
 from nasbench.spaces.cnn_op_sets import COLUMN_ORDER, OP_SETS, cell_ops
 from nasbench.spaces.mixing import CellSpec
 from nasbench.spaces.ops import CNN_OP_NAMES, conv_bn
+from nasbench.spaces.separable_conv import recompute_depthwise
 
 CELLS = ("normal", "reduce")
 
@@ -84,6 +85,7 @@ class CnnSupernet(ImageClassifier, Supernet):
             cells.append(SearchCell(cfg.nodes, c_pp, c_p, c, reduction, reduction_prev, k, spec, options.aux_skip))
             c_pp, c_p, reduction_prev = c_p, cfg.nodes * c, reduction
         self.cells = nn.ModuleList(cells)
+        recompute_depthwise(self.cells, options.recompute_depthwise)
         self.classifier = nn.Linear(c_p, num_classes)
         for cell in CELLS:
             self.add_cell_parameters(cell, specs[cell])

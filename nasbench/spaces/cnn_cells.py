@@ -14,6 +14,7 @@ from nasbench.genotype import edge_index
 from nasbench.spaces.mixing import CellMix, CellSpec, PartialChannels
 from nasbench.spaces.ops import CNN_OP_NAMES, CNN_OPS, FactorizedReduce, conv_bn, takes_relu
 from nasbench.spaces.pooling import max_pool2d
+from nasbench.spaces.separable_conv import ConvChain
 
 N_INPUTS = 2
 
@@ -151,8 +152,8 @@ class MixedOp(nn.Module):
         separate product would also keep the op's output (about a fifth of a supernet step's memory)."""
         if weight is None:
             return op(x)
-        if isinstance(op, nn.Sequential) and isinstance(op[-1], nn.BatchNorm2d):
-            return scaled_batch_norm(op[-1], op[:-1](x), weight)
+        if isinstance(op, ConvChain) and isinstance(op[-1], nn.BatchNorm2d):
+            return scaled_batch_norm(op[-1], op(x, upto=-1), weight)
         return weight * op(x)
 
 

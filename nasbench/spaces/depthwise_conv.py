@@ -70,21 +70,29 @@ class _DepthwiseConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         x, weight = ctx.saved_tensors
-        stride, padding, dilation = ctx.conf
-        groups = x.shape[1]
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            flipped_padding = _flipped_padding(weight, ctx.conf)
-            if flipped_padding is not None:
-                grad_x = depthwise_conv2d(grad, weight.flip(2, 3), (1, 1), flipped_padding, dilation)
-            else:
-                extra = _output_padding(tuple(x.shape[2:]), tuple(grad.shape[2:]), weight, ctx.conf)
-                grad_x = F.conv_transpose2d(grad, weight, None, stride, padding, extra, groups, dilation)
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, stride, padding, dilation, False, [0, 0], groups, [False, True, False]
-            )[1]
+        grad_x, grad_w = depthwise_conv2d_backward(grad, x, weight, ctx.conf, *ctx.needs_input_grad[:2])
         return grad_x, grad_w, None
+
+
+def depthwise_conv2d_backward(
+    grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, conf: tuple[Any, ...], need_x: bool, need_w: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The input and weight gradients (each None where not needed) of ``depthwise_conv2d(x, weight, *conf)``
+    for the output gradient ``grad``, as single differentiable convolutions."""
+    stride, padding, dilation = conf
+    grad_x = grad_w = None
+    if need_x:
+        flipped_padding = _flipped_padding(weight, conf)
+        if flipped_padding is not None:
+            grad_x = depthwise_conv2d(grad, weight.flip(2, 3), (1, 1), flipped_padding, dilation)
+        else:
+            extra = _output_padding(tuple(x.shape[2:]), tuple(grad.shape[2:]), weight, conf)
+            grad_x = F.conv_transpose2d(grad, weight, None, stride, padding, extra, x.shape[1], dilation)
+    if need_w:
+        grad_w = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, stride, padding, dilation, False, [0, 0], x.shape[1], [False, True, False]
+        )[1]
+    return grad_x, grad_w
 
 
 def depthwise_conv2d(

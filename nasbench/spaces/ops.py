@@ -17,6 +17,7 @@ from torch import nn
 
 from nasbench.spaces.depthwise_conv import DepthwiseConv2d
 from nasbench.spaces.pooling import Pool2d
+from nasbench.spaces.separable_conv import ConvChain
 
 
 class OpSpec(NamedTuple):
@@ -83,8 +84,9 @@ def conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int, affin
 
 
 def dil_conv(c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool) -> nn.Sequential:
-    """Depthwise dilated conv -> pointwise conv -> BN (input is relu(x))."""
-    return nn.Sequential(
+    """Depthwise dilated conv -> pointwise conv -> BN (input is relu(x)); the two convolutions keep only their
+    input for the backward pass (``ConvChain``)."""
+    return ConvChain(
         DepthwiseConv2d(c, kernel, stride, padding, dilation),
         nn.Conv2d(c, c, 1, bias=False),
         nn.BatchNorm2d(c, affine=affine),
@@ -93,7 +95,7 @@ def dil_conv(c: int, kernel: int, stride: int, padding: int, dilation: int, affi
 
 def sep_conv(c: int, kernel: int, stride: int, padding: int, affine: bool) -> nn.Sequential:
     """Two stacked depthwise-separable convolutions, the second with its own ReLU (input is relu(x))."""
-    return nn.Sequential(
+    return ConvChain(
         *dil_conv(c, kernel, stride, padding, 1, affine),
         nn.ReLU(),
         *dil_conv(c, kernel, 1, padding, 1, affine),
