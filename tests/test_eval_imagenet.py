@@ -20,6 +20,7 @@ from nasbench.metrics.flops import count_mult_adds, params_m
 from nasbench.results import RunRecord
 from nasbench.spaces.cnn import PUBLISHED, CnnSpace
 from nasbench.spaces.cnn_network import ImageNetNetwork
+from nasbench.spaces.separable_conv import recompute_depthwise
 from tests.test_eval import search_record
 
 TINY = ["eval", "--preset", "tiny", "--device", "cpu", "--quiet", "--dataset", "imagenet"]
@@ -38,8 +39,10 @@ def by_hand_mult_adds(net: nn.Module, side: int) -> float:
             total += module.in_features * module.out_features
 
     hooks = [m.register_forward_hook(count) for m in net.modules()]
+    recompute_depthwise(net, False)  # every convolution called as its own module, so that its hook sees it
     with torch.no_grad():
         net.eval()(torch.zeros(1, 3, side, side))
+    recompute_depthwise(net, True)
     for hook in hooks:
         hook.remove()
     return total / 1e6
