@@ -160,38 +160,21 @@ def test_darts2_step_with_the_forward_mode_product(benchmark, device, matmul_gfl
     )
 
 
-@pytest.mark.paper_shape
-def test_darts1_step_in_nchw_memory(benchmark, device, matmul_gflops):
-    """darts1 at the paper shape with channels_last=false: the before of the channels-last change."""
-    step_benchmark(
-        benchmark,
-        "step/darts1-cnn-paper-nchw",
-        "darts1",
-        "cnn",
-        "paper",
-        device,
-        matmul_gflops,
-        2,
-        batch_size="64",
-        channels_last="false",
-    )
+# darts1 at the paper shape with a speed or memory setting that is on by default turned off: the before of
+# that change (its summary key, the setting). The recomputed depthwise outputs' extra depthwise
+# convolutions are not counted as work.
+DARTS1_BEFORE = {
+    "nchw": ("step/darts1-cnn-paper-nchw", "channels_last"),
+    "kept-depthwise": ("step/darts1-kept-depthwise-cnn-paper", "recompute_depthwise"),
+}
 
 
 @pytest.mark.paper_shape
-def test_darts1_step_keeping_the_depthwise_outputs(benchmark, device, matmul_gflops):
-    """darts1 at the paper shape with recompute_depthwise=false: the before of the recomputed depthwise outputs
-    (whose extra depthwise convolutions are not counted as work)."""
+@pytest.mark.parametrize("before", list(DARTS1_BEFORE))
+def test_darts1_step_before_a_default(benchmark, before, device, matmul_gflops):
+    key, setting = DARTS1_BEFORE[before]
     step_benchmark(
-        benchmark,
-        "step/darts1-kept-depthwise-cnn-paper",
-        "darts1",
-        "cnn",
-        "paper",
-        device,
-        matmul_gflops,
-        2,
-        batch_size="64",
-        recompute_depthwise="false",
+        benchmark, key, "darts1", "cnn", "paper", device, matmul_gflops, 2, batch_size="64", **{setting: "false"}
     )
 
 
