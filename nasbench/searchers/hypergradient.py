@@ -17,9 +17,11 @@ second-order term (xi becomes c * xi), its own dependence on alpha neglected, as
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.autograd.forward_ad as fwAD
+from torch.overrides import TorchFunctionMode
 
 from nasbench.errors import UserError
 
@@ -96,7 +98,8 @@ def forward_mode_hvp(
         # v's parts are cloned: autograd's zeros for unused weights are immutable, and tangents accumulate
         duals = [fwAD.make_dual(w.detach(), d.clone()) for w, d in zip(weights, v)]
         try:
-            grads = grad_alpha_at(duals)
+            with _TangentsOffTape():
+                grads = grad_alpha_at(duals)
         except (RuntimeError, NotImplementedError) as exc:  # an op without a forward-mode rule for its backward
             raise UserError(
                 f"hvp=forward: this network cannot be differentiated forward through its backward pass ({exc}); "
@@ -105,6 +108,34 @@ def forward_mode_hvp(
         tangents = [fwAD.unpack_dual(g).tangent for g in grads]
         # an architecture parameter the weights do not reach has no tangent: its row of the product is zero
         return [torch.zeros_like(g) if t is None else t.clone() for g, t in zip(grads, tangents)]
+
+
+def _tangent_detached(x: object) -> object:
+    """A dual tensor whose tangent autograd records, as the same primal with that tangent detached."""
+    if not isinstance(x, torch.Tensor):
+        return x
+    primal, tangent = fwAD.unpack_dual(x)
+    return x if tangent is None or not tangent.requires_grad else fwAD.make_dual(primal, tangent.detach())
+
+
+class _TangentsOffTape(TorchFunctionMode):
+    """Forward over reverse needs the tangents' values, never their gradients. But wherever a tangent's
+    computation involves alpha, autograd records it beside the primal op, and each tangent's record reaches
+    back through all earlier ones: the tape then holds the forward pass a second time. Here each op's output
+    tangent is detached as it is made, so its record is freed with the op; values are unchanged. (Outputs
+    other than a tensor or a plain tuple or list of them keep their tangents' records: memory, not values.)"""
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if type(out) in (tuple, list):
+            return type(out)(_tangent_detached(x) for x in out)
+        return _tangent_detached(out)
 
 
 def unrolled_arch_gradient(direct: Tensors, hvp: Tensors, xi: float | torch.Tensor) -> list[torch.Tensor]:

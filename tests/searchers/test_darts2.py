@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
@@ -371,6 +372,31 @@ def test_forward_mode_product_on_a_cubic_is_exact():
 
     (hvp,) = forward_mode_hvp(grad_alpha_at, [w], [v])
     torch.testing.assert_close(hvp, 3 * w**2 * v, rtol=1e-14, atol=1e-14)
+
+
+def test_forward_mode_product_takes_the_tangents_off_autograds_tape():
+    """A tangent whose computation involves alpha is recorded by autograd (and holds its inputs) in a plain
+    dual pass; inside ``forward_mode_hvp`` it is not, and the product is still exact (double backward)."""
+    gen = torch.Generator().manual_seed(3)
+    w, v = (torch.randn(5, generator=gen, dtype=torch.float64) for _ in range(2))
+    a = torch.rand(5, generator=gen, dtype=torch.float64).requires_grad_()
+    tangents = []
+
+    def grad_alpha_at(ws):
+        h = torch.tanh(a * ws[0])  # its tangent (1 - h^2) * a * v involves alpha
+        tangents.append(fwAD.unpack_dual(h).tangent)
+        return list(torch.autograd.grad((h * h).sum(), [a]))
+
+    with fwAD.dual_level():
+        grad_alpha_at([fwAD.make_dual(w, v)])
+    (hvp,) = forward_mode_hvp(grad_alpha_at, [w], [v])
+    on_tape, off_tape = tangents
+    assert on_tape.grad_fn is not None and off_tape.grad_fn is None
+    torch.testing.assert_close(off_tape, on_tape.detach(), rtol=0, atol=0)
+    wd = w.clone().requires_grad_()
+    (gw,) = torch.autograd.grad((torch.tanh(a * wd) ** 2).sum(), [wd], create_graph=True)
+    (want,) = torch.autograd.grad((gw * v).sum(), [a])
+    torch.testing.assert_close(hvp, want, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("space", ["nb201", "cnn", "rnn"])
