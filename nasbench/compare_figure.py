@@ -1,7 +1,8 @@
 """The figure of ``nasbench compare``: each method's mean under one setting against its mean under the other,
 with the range over its seeds on both axes and the diagonal where a method would keep its score; beside it
 the methods' ranks under the two settings, where a ranking that does not depend on the setting is the
-diagonal."""
+diagonal. Methods crowd where their scores are close, so the scores' panel labels each point with the
+method's number only, and the ranks' panel, where points never share a place, gives number and name."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def draw_comparison(ax: Any, effect: SettingEffect) -> None:
     xerr = np.array([[m - v.min() for m, v in zip(x, a)], [v.max() - m for m, v in zip(x, a)]])
     yerr = np.array([[m - v.min() for m, v in zip(y, b)], [v.max() - m for m, v in zip(y, b)]])
     ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=4, lw=0.8, capsize=2, color="tab:blue", alpha=0.8)
-    for name, px, py in zip((m.name for m in effect.methods), x, y):
-        ax.annotate(name, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    for number, (px, py) in enumerate(zip(x, y), start=1):
+        ax.annotate(str(number), (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7)
     every = np.concatenate([*a, *b])
     low, high = float(every.min()), float(every.max())
     pad = 0.05 * (high - low or 1.0)
@@ -40,11 +41,11 @@ def draw_comparison(ax: Any, effect: SettingEffect) -> None:
 
 
 def draw_ranks(ax: Any, effect: SettingEffect) -> None:
-    """One point per method at (rank A, rank B), 1 the best."""
+    """One point per method at (rank A, rank B), 1 the best, labelled with the method's number and name."""
     x, y = np.asarray(effect.ranks("a")), np.asarray(effect.ranks("b"))
     ax.scatter(x, y, s=16, color="tab:blue")
-    for name, px, py in zip((m.name for m in effect.methods), x, y):
-        ax.annotate(name, (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    for number, (method, px, py) in enumerate(zip(effect.methods, x, y), start=1):
+        ax.annotate(f"{number} {method.name}", (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7)
     n = len(effect.methods)
     ax.plot([0.5, n + 0.5], [0.5, n + 0.5], ls="--", lw=0.8, color="grey")
     ax.set_xlim(n + 0.5, 0.5)  # the best at the top right
@@ -58,7 +59,10 @@ def plot_comparison(effect: SettingEffect, a_name: str, b_name: str, path: Path)
         return None
     fig, (scores, ranks) = plt.subplots(1, 2, figsize=(14, 7.2))
     draw_comparison(scores, effect)
-    scores.set_xlabel(f"A: {a_name}\nmean {effect.metric} over seeds (bars: lowest to highest seed)", fontsize=8)
+    scores.set_xlabel(
+        f"A: {a_name}\nmean {effect.metric} over seeds (bars: lowest to highest seed; numbers: the methods, right)",
+        fontsize=8,
+    )
     scores.set_ylabel(f"B: {b_name}\nmean {effect.metric} over seeds", fontsize=8)
     draw_ranks(ranks, effect)
     ranks.set_xlabel(f"rank in A (1: the best mean)\n{a_name}", fontsize=8)

@@ -157,6 +157,10 @@ def test_the_figure_puts_each_method_at_its_means_and_at_its_ranks(sets, tmp_pat
     points = scores.lines[0].get_xydata()  # the markers of the error bars: (mean A, mean B) per method
     assert points.tolist() == [[91.0, 71.0], [81.0, 80.0], [71.0, 91.0]]
     assert ranks.collections[0].get_offsets().tolist() == [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]
+    numbers = [t.get_text() for t in scores.texts]
+    names = [t.get_text() for t in ranks.texts]
+    assert numbers == ["1", "2", "3"]  # a number per method where the scores crowd ...
+    assert names == [f"{n} {m.name}" for n, m in zip(numbers, effect.methods)]  # ... named beside its ranks
     plt.close(fig)
     a, b = sets
     assert main(["compare", str(a), str(b), "--plots", str(tmp_path / "plots")]) == 0
