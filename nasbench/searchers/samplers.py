@@ -30,10 +30,6 @@ from nasbench.searchers.mixers import DirichletMixer, GumbelHardMixer, GumbelSof
 from nasbench.searchers.regularizers import dirichlet_kl_to_uniform
 from nasbench.spaces.base import SearchSpace
 
-# GDAS' and SNAS' temperature schedules: positive, annealed from tau_max down to tau_min
-TEMPERATURES = {"tau_max": POSITIVE, "tau_min": POSITIVE}
-TEMPERATURE_ORDER = ("tau_min", "tau_max", "the temperature anneals from tau_max down")
-
 
 def linear_schedule(epoch: int, epochs: int, start: float, end: float) -> float:
     """``start`` at epoch 0, ``end`` at the last epoch, linear in between (GDAS' and SNAS' temperatures)."""
@@ -41,7 +37,37 @@ def linear_schedule(epoch: int, epochs: int, start: float, end: float) -> float:
 
 
 @dataclass(frozen=True)
-class GdasConfig(DartsConfig):
+class AnnealedConfig(DartsConfig):
+    """A sampler's temperature, positive and annealed linearly per epoch from tau_max down to tau_min. Each
+    sampler's config sets its own paper's schedule; the constant 1 here is no searcher's default."""
+
+    tau_max: float = 1.0
+    tau_min: float = 1.0
+
+    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, "tau_max": POSITIVE, "tau_min": POSITIVE}
+
+    def check(self) -> None:
+        super().check()
+        check_order(self, "tau_min", "tau_max", "the temperature anneals from tau_max down")
+
+
+class AnnealedSampler(DartsSearcher):
+    """A sampler whose mixer's temperature ``tau`` follows its config's schedule, set at each epoch's start
+    and recorded with the epoch."""
+
+    mixer: GumbelHardMixer | GumbelSoftMixer
+
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
+        c = self.cfg.searcher_cfg
+        self.mixer.tau = linear_schedule(epoch, self.cfg.train.epochs, c.tau_max, c.tau_min)
+
+    def epoch_extras(self) -> dict[str, Any]:
+        return {**super().epoch_extras(), "tau": self.mixer.tau}
+
+
+@dataclass(frozen=True)
+class GdasConfig(AnnealedConfig):
     tau_max: float = 10.0  # AutoDL-Projects' GDAS scripts: --tau_max 10 --tau_min 0.1, linear per epoch
     tau_min: float = 0.1
     # the zero-valued weights of the unsampled ops added to each edge, so every alpha gets a gradient:
@@ -49,14 +75,8 @@ class GdasConfig(DartsConfig):
     # does for the space's family
     unsampled_gradient: bool | None = None
 
-    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, **TEMPERATURES}
 
-    def check(self) -> None:
-        super().check()
-        check_order(self, *TEMPERATURE_ORDER)
-
-
-class Gdas(DartsSearcher):
+class Gdas(AnnealedSampler):
     label = "GDAS"
     summary = "GDAS: one Gumbel-sampled op per edge, straight-through gradient (Dong & Yang, CVPR 2019)"
     config_cls = GdasConfig
@@ -84,28 +104,14 @@ class Gdas(DartsSearcher):
             unsampled = self.space.family == "nas-bench-201"
         return GumbelHardMixer(c.tau_max, unsampled)
 
-    def start_epoch(self, epoch: int) -> None:
-        super().start_epoch(epoch)
-        c = self.cfg.searcher_cfg
-        self.mixer.tau = linear_schedule(epoch, self.cfg.train.epochs, c.tau_max, c.tau_min)
-
-    def epoch_extras(self) -> dict[str, Any]:
-        return {**super().epoch_extras(), "tau": self.mixer.tau}
-
 
 @dataclass(frozen=True)
-class SnasConfig(DartsConfig):
+class SnasConfig(AnnealedConfig):
     tau_max: float = 1.0  # SNAS-Series: --temp 1 --temp_min 0.03, linear per epoch (over a fixed 150 there)
     tau_min: float = 0.03
 
-    bounds: ClassVar[dict[str, Bounds]] = {**DartsConfig.bounds, **TEMPERATURES}
 
-    def check(self) -> None:
-        super().check()
-        check_order(self, *TEMPERATURE_ORDER)
-
-
-class Snas(DartsSearcher):
+class Snas(AnnealedSampler):
     label = "SNAS"
     summary = "SNAS: a relaxed Gumbel-softmax sample mixes every edge (Xie et al., ICLR 2019)"
     config_cls = SnasConfig
@@ -125,14 +131,6 @@ class Snas(DartsSearcher):
 
     def make_mixer(self) -> GumbelSoftMixer:
         return GumbelSoftMixer(self.cfg.searcher_cfg.tau_max)
-
-    def start_epoch(self, epoch: int) -> None:
-        super().start_epoch(epoch)
-        c = self.cfg.searcher_cfg
-        self.mixer.tau = linear_schedule(epoch, self.cfg.train.epochs, c.tau_max, c.tau_min)
-
-    def epoch_extras(self) -> dict[str, Any]:
-        return {**super().epoch_extras(), "tau": self.mixer.tau}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import integrate, special
 
+from nasbench.errors import UserError
 from nasbench.provenance import seed_all
 from nasbench.registry import SEARCHERS, SPACES
 from nasbench.searchers.darts import DartsSearcher
@@ -101,6 +102,18 @@ def test_gdas_anneals_tau_linearly_and_updates_the_weights_first(monkeypatch):
     monkeypatch.setattr(s, "arch_gradient", lambda train, val: order.append("alpha") or torch.tensor(0.0))
     s.step(next(data.train.epoch(0)), next(data.val.epoch(0)))
     assert order == ["w", "alpha"]
+
+
+@pytest.mark.parametrize("name, start, end", [("gdas", 10.0, 0.1), ("snas", 1.0, 0.03)])
+def test_each_sampler_anneals_its_own_papers_temperature_and_refuses_a_rising_one(name, start, end):
+    _, _, s = build(name, "nb201")
+    c = s.cfg.searcher_cfg
+    assert (c.tau_max, c.tau_min) == (start, end)
+    s.start_epoch(1)
+    assert s.mixer.tau == pytest.approx(linear_schedule(1, s.cfg.train.epochs, start, end))
+    assert s.epoch_extras()["tau"] == s.mixer.tau
+    with pytest.raises(UserError, match=r"^tau_min=2.0 is above tau_max=1.0: the temperature anneals from tau_max"):
+        type(c)(tau_max=1.0, tau_min=2.0).check()
 
 
 def concrete_mean(logit: float, tau: float) -> float:
