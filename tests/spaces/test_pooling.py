@@ -7,7 +7,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 
-from nasbench.spaces import cnn_cells
+from nasbench.spaces import cnn_cells, pooling
 from nasbench.spaces.pooling import Pool2d, avg_pool2d, max_pool2d
 from nasbench.testing import build
 from tests.conftest import saved_bytes
@@ -84,6 +84,25 @@ def test_second_order_and_forward_mode_are_pytorchs(kind, conf):
         assert torch.equal(ours, theirs)
     untied = torch.randn(x.shape, generator=g, dtype=torch.float64, requires_grad=True)  # ties have no derivative
     assert torch.autograd.gradgradcheck(lambda t: POOLS[kind][0](t, *conf), (untied,))
+
+
+def test_an_nchw_max_pooling_runs_channels_last_and_hands_back_nchw(monkeypatch):
+    """PyTorch's CPU max pooling is several times slower on NCHW: NCHW inputs are pooled channels-last."""
+    layouts, pool = [], F.max_pool2d
+
+    def recording(t, *args, **kwargs):
+        layouts.append(t.is_contiguous(memory_format=torch.channels_last))
+        return pool(t, *args, **kwargs)
+
+    monkeypatch.setattr(pooling.F, "max_pool2d", recording)
+    for channels_last in (False, True):
+        x = inputs(channels_last).requires_grad_()
+        out = max_pool2d(x, 3, 1, 1)
+        (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        for t in (out, grad):  # handed back in the input's own layout
+            assert t.is_contiguous(memory_format=torch.channels_last) == channels_last
+            assert t.is_contiguous() != channels_last
+    assert layouts == [True, True]
 
 
 @pytest.mark.parametrize("conf", CONFIGS)
