@@ -13,7 +13,7 @@ corner fits one byte) saved another 4 % of darts1's kept tensors at the paper's 
 conversions made a stride-1 max pooling about twice as slow, forward and backward; it is not done.
 
 PyTorch's CPU max pooling is slow on NCHW tensors: forward and backward of a 3x3 stride-1 pool of a
-64 x C x H x W batch took 1.6x (C = 4, 32 x 32) to 3.5x (C = 16, 8 x 8) as long as a copy to channels-last,
+64 x C x H x W batch took 1.5x (C = 4, 32 x 32) to 3.5x (C = 16, 8 x 8) as long as a copy to channels-last,
 the pool there and a copy back. So an NCHW input on a CPU is pooled channels-last and its output and
 gradient are handed back in NCHW; values, positions and gradients are the same bit for bit.
 """
@@ -45,8 +45,9 @@ def _shape_only(ctx: Any, like: torch.Tensor) -> torch.Tensor:
 
 
 def _pooled_channels_last(x: torch.Tensor) -> bool:
-    """Whether max pooling should run ``x`` through channels-last: an NCHW tensor on a CPU (see above)."""
-    return x.device.type == "cpu" and x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    """Whether max pooling should run ``x`` through channels-last: a 4-d NCHW tensor on a CPU (see above)."""
+    nchw = x.dim() == 4 and x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    return nchw and x.device.type == "cpu"
 
 
 class _IndexedMaxPool(torch.autograd.Function):

@@ -103,6 +103,8 @@ def test_an_nchw_max_pooling_runs_channels_last_and_hands_back_nchw(monkeypatch)
             assert t.is_contiguous(memory_format=torch.channels_last) == channels_last
             assert t.is_contiguous() != channels_last
     assert layouts == [True, True]
+    unbatched = torch.randn(3, 7, 9)  # [C, H, W]: no channels-last layout, pooled as PyTorch pools it
+    assert torch.equal(max_pool2d(unbatched, 3, 1, 1), F.max_pool2d(unbatched, 3, 1, 1))
 
 
 @pytest.mark.parametrize("conf", CONFIGS)
